@@ -1,0 +1,62 @@
+"""argos_async: an asyncio-first client for the Argos KYC REST API v3 submission endpoints.
+
+Start with ``ArgosClient``; see the README for a tour.
+"""
+
+__version__ = "0.1.0.dev0"
+
+from ._client import ArgosClient
+from ._protocol import DEFAULT_BASE_URL, LEGACY_BASE_URL
+from .errors import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    ArgosError,
+    AuthenticationError,
+    BadRequestError,
+    NotFoundError,
+    PaginationError,
+    PayloadTooLargeError,
+    QuotaExceededError,
+    RateLimitError,
+    ResponseDecodeError,
+    ServerError,
+)
+from .models import (
+    ApplicantSubmission,
+    CommentCode,
+    IdType,
+    KycResult,
+    Page,
+    RequestType,
+    Submission,
+)
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "LEGACY_BASE_URL",
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "ApplicantSubmission",
+    "ArgosClient",
+    "ArgosError",
+    "AuthenticationError",
+    "BadRequestError",
+    "CommentCode",
+    "IdType",
+    "KycResult",
+    "NotFoundError",
+    "Page",
+    "PaginationError",
+    "PayloadTooLargeError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "RequestType",
+    "ResponseDecodeError",
+    "ServerError",
+    "Submission",
+    "__version__",
+]

@@ -1,0 +1,88 @@
+"""Follows ``nextpageKey`` from page to page, one page of read-ahead, with a loop guard.
+
+Read-ahead is one ``asyncio`` task, not an anyio task group: a task group must not stay open
+across the ``yield`` of an async generator. The task is small and owned here: it is created
+when a page is handed to the caller and cancelled in ``finally`` whatever way the caller leaves
+(``break``, an exception, cancellation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Awaitable, Callable
+
+from .errors import APIError, PaginationError
+from .models import Page, PageKey
+
+FetchPage = Callable[[PageKey | None, int], Awaitable[Page]]
+"""Fetches the page after a key (``None``: the first page) holding at most ``count`` items."""
+
+
+async def paginate(
+    fetch: FetchPage,
+    *,
+    page_size: int,
+    start: PageKey | None = None,
+    start_cursor: str | None = None,
+    max_items: int | None = None,
+    prefetch: int = 1,
+) -> AsyncGenerator[Page, None]:
+    """Yields pages until the server stops sending ``nextpageKey`` or ``max_items`` are out.
+
+    Pages may be short or empty while a next key is still present (a DynamoDB-style query
+    stops at a byte limit): only the key's absence ends a listing. When ``max_items`` is
+    set, the last requests ask for no more than the items still wanted, so every page ends
+    exactly where its cursor resumes. An ``APIError`` raised mid-listing carries ``cursor``,
+    the resume point after the last page delivered.
+    """
+    remaining = max_items
+    seen: set[PageKey] = set() if start is None else {start}
+    resume_from = start_cursor
+    read_ahead: asyncio.Task[Page] | None = None
+
+    def count() -> int:
+        return page_size if remaining is None else min(page_size, remaining)
+
+    try:
+        if remaining == 0:
+            return
+        page = await fetch(start, count())
+        while True:
+            next_key = page.next_key
+            if next_key is not None:
+                if next_key in seen:
+                    raise PaginationError(
+                        f"the server repeated page key {next_key.id!r} after {len(seen)} "
+                        "pages; stopping instead of looping"
+                    )
+                seen.add(next_key)
+            if remaining is not None:
+                remaining = max(0, remaining - len(page.items))
+            more = next_key is not None and remaining != 0
+            if more and prefetch:
+                read_ahead = asyncio.ensure_future(fetch(next_key, count()))
+            yield page
+            resume_from = page.cursor
+            if not more:
+                return
+            if read_ahead is not None:
+                page = await read_ahead
+                read_ahead = None
+            else:
+                page = await fetch(next_key, count())
+    except APIError as exc:
+        exc.cursor = resume_from
+        raise
+    finally:
+        if read_ahead is not None:
+            await _cancel(read_ahead)
+
+
+async def _cancel(task: asyncio.Task[Page]) -> None:
+    """Cancels the read-ahead and waits for it to end, without swallowing our own cancellation."""
+    task.cancel()
+    await asyncio.wait({task})
+    if not task.cancelled():
+        # It finished before the cancel landed: mark its outcome as seen so asyncio does not
+        # log "exception was never retrieved"; the caller has left and does not want it.
+        task.exception()

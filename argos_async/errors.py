@@ -1,0 +1,134 @@
+"""Exceptions raised by argos_async.
+
+The hierarchy::
+
+    ArgosError
+     └─ APIError
+         ├─ APIStatusError          an error answer: .status .message .request_id .body
+         │   ├─ BadRequestError       400 Invalid Query String parameters
+         │   ├─ AuthenticationError   401/403: a bad or missing key, or an IP not allow-listed
+         │   ├─ NotFoundError         a single lookup matched nothing (200 with empty Items)
+         │   ├─ PayloadTooLargeError  413 Request Entity Too Large
+         │   ├─ RateLimitError        429 (.retry_after)
+         │   │   └─ QuotaExceededError  429 "Limit Exceeded": the daily quota, reset 00:00 UTC
+         │   └─ ServerError           5xx
+         ├─ APIConnectionError      no answer: refused, reset, cut off mid-body
+         │   └─ APITimeoutError       an attempt or a call's deadline ran out
+         ├─ ResponseDecodeError     the body is not the documented shape
+         └─ PaginationError         the server handed out a page key it had handed out before
+
+Messages never contain the API key; emails and user ids in them are masked.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "ArgosError",
+    "AuthenticationError",
+    "BadRequestError",
+    "NotFoundError",
+    "PaginationError",
+    "PayloadTooLargeError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "ResponseDecodeError",
+    "ServerError",
+]
+
+
+class ArgosError(Exception):
+    """Base class of every error argos_async raises on purpose."""
+
+
+class APIError(ArgosError):
+    """A request to the Argos API failed.
+
+    ``cursor`` is set when the error interrupted a listing: pass it as ``cursor=`` to resume
+    right after the last page that was delivered (``None`` means "from the start").
+    """
+
+    cursor: str | None = None
+
+
+class APIStatusError(APIError):
+    """The API answered with a status that means failure."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        request_id: str | None = None,
+        body: str = "",
+    ) -> None:
+        self.message = message
+        self.status = status
+        self.request_id = request_id
+        self.body = body
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        text = f"{self.status} {self.message}"
+        if self.request_id:
+            text += f" (request id {self.request_id})"
+        return text
+
+
+class BadRequestError(APIStatusError):
+    """400: the API rejected the query parameters."""
+
+
+class AuthenticationError(APIStatusError):
+    """401/403: the key is wrong or missing, or the caller's IP is not allow-listed."""
+
+
+class NotFoundError(APIStatusError):
+    """A lookup matched nothing: the API answers 200 with an empty ``Items`` list."""
+
+
+class PayloadTooLargeError(APIStatusError):
+    """413: the response would exceed the server's size limit."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests. ``retry_after`` is the server's wait in seconds, if it gave one."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 429,
+        request_id: str | None = None,
+        body: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status=status, request_id=request_id, body=body)
+        self.retry_after = retry_after
+
+
+class QuotaExceededError(RateLimitError):
+    """429 "Limit Exceeded": the daily call quota is spent; it resets at 00:00 UTC."""
+
+
+class ServerError(APIStatusError):
+    """5xx: the server or its gateway failed."""
+
+
+class APIConnectionError(APIError):
+    """No usable answer: the connection was refused, reset or cut off mid-body."""
+
+
+class APITimeoutError(APIConnectionError):
+    """An attempt's timeout or a call's deadline ran out."""
+
+
+class ResponseDecodeError(APIError):
+    """The response body is not the shape the API documents."""
+
+
+class PaginationError(APIError):
+    """The server returned a page key it had already returned in this listing (a loop)."""
