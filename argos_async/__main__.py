@@ -1,0 +1,5 @@
+"""``python -m argos_async``: the command line (see ``argos_async._cli``)."""
+
+from ._cli import main
+
+raise SystemExit(main())

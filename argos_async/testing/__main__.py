@@ -1,0 +1,74 @@
+"""`python -m argos_async.testing serve`: run the emulator until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+
+from ._server import ArgosEmulator, _is_loopback
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m argos_async.testing",
+        description="Serve the Argos KYC API v3 emulator over loopback HTTP.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser("serve", help="run the emulator until SIGINT/SIGTERM")
+    serve.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port, 0 for any (default 8080)")
+    serve.add_argument("--submissions", type=int, default=10_000, help="data set size")
+    serve.add_argument("--seed", type=int, default=7, help="data set seed (default 7)")
+    serve.add_argument("--api-key", default=None, help="accepted x-api-key (default: random)")
+    serve.add_argument("--filter-mode", choices=("index", "scan"), default="index")
+    serve.add_argument("--latency", type=float, default=0.0, help="seconds added per response")
+    return parser
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with ArgosEmulator(
+        args.submissions,
+        args.seed,
+        api_key=args.api_key,
+        host=args.host,
+        port=args.port,
+        filter_mode=args.filter_mode,
+        latency=args.latency,
+    ) as emu:
+        print(
+            f"Argos emulator listening on {emu.url} ({len(emu.dataset)} submissions,"
+            f" api key: {emu.api_key})",
+            flush=True,
+        )
+        await stop.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not _is_loopback(args.host):
+        parser.error(f"--host must be a loopback address, not {args.host!r}")
+    if not 0 <= args.port <= 65_535:
+        parser.error("--port must be within 0..65535")
+    if args.submissions < 0:
+        parser.error("--submissions must be >= 0")
+    if args.latency < 0:
+        parser.error("--latency must be >= 0")
+    try:
+        asyncio.run(_serve(args))
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

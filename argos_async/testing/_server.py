@@ -1,0 +1,419 @@
+"""`ArgosEmulator`: the Argos KYC REST API v3 submission endpoints served over loopback HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import ipaddress
+import re
+import secrets
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass
+from datetime import date
+from types import TracebackType
+from typing import Any, Literal
+
+import msgspec
+from aiohttp import web
+
+from ._dataset import Dataset, parse_query_date
+from ._faults import LIST_PATH, FaultContext, FaultPlan, ListPage
+
+__all__ = ["ArgosEmulator", "RecordedRequest"]
+
+APPLICANT_PATH = "/v3/submission/applicant"
+MAX_COUNT = 2000
+DEFAULT_COUNT = 50
+REQUEST_TYPES = ("kyc", "aml", "data", "others")
+
+_BAD_QUERY = {"message": "Invalid Query String parameters"}
+_COUNT_RE = re.compile(r"[0-9]{1,6}")
+# Fields a list response leaves out (the provider: "fields missing from list results must be
+# fetched with submission_id").
+_SINGLE_ONLY = frozenset({"project_options", "OCR_raw", "ocr", "verification"})
+_LIST_DATA = (
+    "name",
+    "first_name",
+    "last_name",
+    "full_name",
+    "gender",
+    "nationality",
+    "date_of_birth",
+)
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as it arrived at the emulator."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    """Decoded query parameters (the first value of a repeated name)."""
+    headers: dict[str, str]
+    """Header names in lower case."""
+    received_at: float
+    """`time.monotonic()` on arrival."""
+    index: int
+    """Position in `ArgosEmulator.requests` (0-based)."""
+
+
+class _BadQuery(Exception):
+    pass
+
+
+def _list_form(item: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in item.items() if k not in _SINGLE_ONLY}
+    data = item.get("data")
+    if data is not None:
+        out["data"] = {k: data[k] for k in _LIST_DATA if k in data}
+    kyc = item.get("kyc")
+    if kyc is not None and "attempts" in kyc:
+        out["kyc"] = {k: v for k, v in kyc.items() if k != "attempts"}
+    return out
+
+
+def _project(item: dict[str, Any], request_type: str | None) -> dict[str, Any]:
+    if request_type is None:
+        return item
+    if request_type == "others":
+        return {k: v for k, v in item.items() if k not in ("kyc", "aml", "data")}
+    out = {"submission_id": item["submission_id"]}
+    if request_type in item:
+        out[request_type] = item[request_type]
+    return out
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _normalize_ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return value
+
+
+class ArgosEmulator:
+    """An aiohttp server implementing GET /v3/submission and /v3/submission/applicant.
+
+    Serves a deterministic `Dataset`; use it as `async with ArgosEmulator(...) as emu:` and point
+    a client at `emu.url` with `emu.api_key`.
+    """
+
+    def __init__(
+        self,
+        submissions: int = 10_000,
+        seed: int = 7,
+        *,
+        api_key: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        start: date = date(2025, 1, 1),
+        days: int = 365,
+        page_byte_limit: int | None = 1_000_000,
+        response_byte_limit: int | None = 6_000_000,
+        filter_mode: Literal["index", "scan"] = "index",
+        ip_allowlist: Collection[str] | None = None,
+        latency: float = 0.0,
+        faults: FaultPlan | None = None,
+    ) -> None:
+        if not _is_loopback(host):
+            raise ValueError(f"the emulator only listens on loopback hosts, not {host!r}")
+        if filter_mode not in ("index", "scan"):
+            raise ValueError("filter_mode must be 'index' or 'scan'")
+        if latency < 0:
+            raise ValueError("latency must be >= 0")
+        self.dataset = Dataset.generate(submissions, seed, start=start, days=days)
+        self.api_key = api_key if api_key is not None else f"emu-{secrets.token_urlsafe(18)}"
+        self.host = host
+        self.port = port
+        self.page_byte_limit = page_byte_limit
+        self.response_byte_limit = response_byte_limit
+        self.filter_mode = filter_mode
+        self.ip_allowlist = (
+            None if ip_allowlist is None else frozenset(_normalize_ip(ip) for ip in ip_allowlist)
+        )
+        self.latency = latency
+        self.faults = faults if faults is not None else FaultPlan([])
+        self._fault_state = self.faults.new_state()
+        self.requests: list[RecordedRequest] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        # Encoded items per (server position, form): big pages are joined from these.
+        self._encoded: dict[tuple[int, bool, str | None], bytes] = {}
+        self._runner: web.AppRunner | None = None
+        self._contexts: dict[int, FaultContext] = {}
+
+    @property
+    def url(self) -> str:
+        """The origin, e.g. `http://127.0.0.1:PORT` (valid once started)."""
+        if self._runner is None:
+            raise RuntimeError("the emulator is not running")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def reset_stats(self) -> None:
+        """Forgets recorded requests and the concurrency high-water mark."""
+        self.requests.clear()
+        self.max_in_flight = self.in_flight
+
+    async def start(self) -> None:
+        """Starts listening; the real port is then in `port` and `url`."""
+        if self._runner is not None:
+            return
+
+        @web.middleware
+        async def pipeline(request: web.Request, handler: _Handler) -> web.StreamResponse:
+            return await self._middleware(request, handler)
+
+        app = web.Application(middlewares=[pipeline])
+        app.router.add_get(LIST_PATH, self._submissions)
+        app.router.add_get(APPLICANT_PATH, self._applicant)
+        app.router.add_route("*", "/{tail:.*}", self._not_found)
+        # A short shutdown timeout: close() must not wait out a handler sleeping on latency.
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.host, self.port)
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self.port = int(runner.addresses[0][1])
+
+    async def close(self) -> None:
+        """Stops the server and closes its connections."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> ArgosEmulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        where = self.url if self._runner is not None else "not running"
+        return f"ArgosEmulator({len(self.dataset)} submissions, {where})"
+
+    # -- request pipeline -------------------------------------------------------------------
+
+    async def _middleware(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        query: dict[str, str] = {}
+        for key, value in request.query.items():
+            query.setdefault(key, value)
+        self.requests.append(
+            RecordedRequest(
+                method=request.method,
+                path=request.path,
+                query=query,
+                headers={k.lower(): v for k, v in request.headers.items()},
+                received_at=time.monotonic(),
+                index=len(self.requests),
+            )
+        )
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            response = await self._dispatch(request, handler, query)
+            if not response.prepared:
+                response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
+            return response
+        finally:
+            self.in_flight -= 1
+
+    async def _dispatch(
+        self, request: web.Request, handler: _Handler, query: dict[str, str]
+    ) -> web.StreamResponse:
+        if self.ip_allowlist is not None:
+            peer = _normalize_ip(request.remote or "")
+            if peer not in self.ip_allowlist:
+                return _json_error(
+                    403,
+                    {
+                        "Message": "User is not authorized to access this resource"
+                        " with an explicit deny"
+                    },
+                )
+        if not secrets.compare_digest(
+            request.headers.get("x-api-key", "").encode(), self.api_key.encode()
+        ):
+            return _json_error(403, {"message": "Forbidden"})
+        ctx = self.faults.context(request.path, query, self._fault_state)
+        # Keyed by id(): request keys would need web.RequestKey, which aiohttp 3.9 lacks.
+        self._contexts[id(request)] = ctx
+        try:
+            injected = await self.faults.respond(request, ctx)
+            if injected is not None:
+                return injected
+            return await handler(request)
+        finally:
+            del self._contexts[id(request)]
+
+    async def _not_found(self, request: web.Request) -> web.StreamResponse:
+        return _json_error(404, {"message": "Not Found"})
+
+    def _respond(self, body: bytes) -> web.Response:
+        if self.response_byte_limit is not None and len(body) > self.response_byte_limit:
+            return _json_error(413, {"message": "Request Entity Too Large"})
+        return web.Response(body=body, content_type="application/json")
+
+    def _encoded_item(self, pos: int, single: bool, request_type: str | None) -> bytes:
+        key = (pos, single, request_type)
+        piece = self._encoded.get(key)
+        if piece is None:
+            item = self.dataset.items[pos]
+            piece = msgspec.json.encode(
+                _project(item if single else _list_form(item), request_type)
+            )
+            self._encoded[key] = piece
+        return piece
+
+    # -- endpoints --------------------------------------------------------------------------
+
+    async def _submissions(self, request: web.Request) -> web.StreamResponse:
+        q = request.query
+        request_type = q.get("request_type")
+        if request_type is not None and request_type not in REQUEST_TYPES:
+            return _json_error(400, _BAD_QUERY)
+        submission_id = q.get("submission_id")
+        if submission_id is not None:
+            pos = self.dataset.position.get(submission_id)
+            if pos is None:
+                return self._respond(b'{"Items":[]}')
+            piece = self._encoded_item(pos, True, request_type)
+            return self._respond(b'{"Items":[' + piece + b"]}")
+        try:
+            page = self._build_page(q, request_type)
+        except _BadQuery:
+            return _json_error(400, _BAD_QUERY)
+        ctx = self._contexts[id(request)]
+        page = self.faults.rewrite_page(page, ctx)
+        body = b'{"Items":[' + b",".join(page.items) + b"]"
+        if page.next_key is not None:
+            body += b',"nextpageKey":' + msgspec.json.encode(page.next_key)
+        return self._respond(body + b"}")
+
+    def _build_page(self, q: Any, request_type: str | None) -> ListPage:
+        count = _parse_count(q.get("count"))
+        try:
+            start = None if "start_date" not in q else parse_query_date(q["start_date"])
+            end = None if "end_date" not in q else parse_query_date(q["end_date"])
+        except ValueError:
+            raise _BadQuery from None
+        if start is not None and end is not None and start > end:
+            raise _BadQuery
+        next_id, next_date = q.get("nextpage_id"), q.get("nextpage_date")
+        if (next_id is None) != (next_date is None):
+            raise _BadQuery
+        ds = self.dataset
+        begin, end_pos = ds.date_range(start, end)
+        if next_id is not None and next_date is not None:
+            begin = max(begin, ds.position_after(next_date, next_id))
+        email, userid = q.get("email"), q.get("userid")
+        base: Sequence[int] = range(begin, max(begin, end_pos))
+        if email is None and userid is None:
+            return self._take(base, count, request_type, None)
+        if self.filter_mode == "scan":
+            return self._take(base, count, request_type, (email, userid))
+        # Index mode: walk the smaller index and check the other field.
+        lists = []
+        if email is not None:
+            lists.append(ds.email_positions.get(email, []))
+        if userid is not None:
+            lists.append(ds.userid_positions.get(userid, []))
+        positions = min(lists, key=len)
+        window = positions[
+            bisect.bisect_left(positions, begin) : bisect.bisect_left(positions, end_pos)
+        ]
+        if len(lists) == 2:
+            window = [p for p in window if ds.emails[p] == email and ds.userids[p] == userid]
+        return self._take(window, count, request_type, None)
+
+    def _take(
+        self,
+        candidates: Sequence[int],
+        count: int,
+        request_type: str | None,
+        scan_filter: tuple[str | None, str | None] | None,
+    ) -> ListPage:
+        """Fills a page from `candidates`; with `scan_filter`, evaluated items that do not match
+        are dropped after counting against `count` and the byte limit, like a DynamoDB
+        FilterExpression."""
+        ds = self.dataset
+        limit = self.page_byte_limit
+        pieces: list[bytes] = []
+        used = 0
+        taken = 0
+        for pos in candidates:
+            if taken == count:
+                break
+            piece = self._encoded_item(pos, False, request_type)
+            if limit is not None and taken and used + len(piece) + 1 > limit:
+                break
+            taken += 1
+            used += len(piece) + 1
+            if scan_filter is not None:
+                email, userid = scan_filter
+                if (email is not None and ds.emails[pos] != email) or (
+                    userid is not None and ds.userids[pos] != userid
+                ):
+                    continue
+            pieces.append(piece)
+        next_key = None
+        if taken < len(candidates):
+            last = candidates[taken - 1] if taken else None
+            if last is not None:
+                next_key = {"id": ds.ids[last], "created_at": ds.created_ats[last]}
+        return ListPage(items=pieces, next_key=next_key)
+
+    async def _applicant(self, request: web.Request) -> web.StreamResponse:
+        applicant_id = request.query.get("applicant_id")
+        if not applicant_id:
+            return _json_error(400, _BAD_QUERY)
+        out = []
+        for pos in self.dataset.applicant_positions.get(applicant_id, ()):
+            item = self.dataset.items[pos]
+            entry = {"submission_id": item["submission_id"], "email": item["email"]}
+            if "duplicated_information" in item:
+                entry["duplicated_information"] = item["duplicated_information"]
+            out.append(entry)
+        return self._respond(msgspec.json.encode(out))
+
+
+def _parse_count(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_COUNT
+    if not _COUNT_RE.fullmatch(raw):
+        raise _BadQuery
+    count = int(raw)
+    if not 1 <= count <= MAX_COUNT:
+        raise _BadQuery
+    return count
+
+
+def _json_error(status: int, body: dict[str, str]) -> web.Response:
+    return web.Response(
+        status=status, body=msgspec.json.encode(body), content_type="application/json"
+    )

@@ -1,0 +1,46 @@
+"""Developer sessions: ``nox -s tests lint typecheck demo``."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.default_venv_backend = "venv"
+
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite (warnings are errors; see pyproject.toml)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHONS)
+def tests_all(session: nox.Session) -> None:
+    """The test suite on every supported Python that is installed."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("ruff==0.17.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the package and the tests."""
+    session.install("-e", ".[test]", "mypy==2.4.1", "nox")
+    session.run("mypy", "--strict")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The main job against the built-in emulator: an export to demo.jsonl."""
+    session.install("-e", ".")
+    session.run("python", "-m", "argos_async", "export", "--demo", "--out", "demo.jsonl")

@@ -1,0 +1,210 @@
+"""ArgosClient's single lookups, configuration and error mapping, against the emulator."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest
+
+from argos_async import (
+    DEFAULT_BASE_URL,
+    APIConnectionError,
+    ArgosClient,
+    AuthenticationError,
+    KycResult,
+    NotFoundError,
+    PayloadTooLargeError,
+)
+from argos_async.testing import ArgosEmulator
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_get_submission_returns_the_full_single_form() -> None:
+    async with ArgosEmulator(submissions=300, seed=21) as emu:
+        wanted = next(
+            item for item in emu.dataset.items if item["kyc"].get("attempts") and "aml" in item
+        )
+        async with ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos:
+            sub = await argos.get_submission(wanted["submission_id"])
+            kyc_only = await argos.get_submission(wanted["submission_id"], request_type="kyc")
+        assert emu.requests[0].query == {"submission_id": wanted["submission_id"]}
+    assert sub.submission_id == wanted["submission_id"]
+    assert sub.email == wanted["email"]
+    assert sub.kyc is not None
+    assert sub.kyc.result == wanted["kyc"]["result"]
+    assert len(sub.kyc.attempts) == len(wanted["kyc"]["attempts"])  # single lookups only
+    assert sub.aml is not None
+    assert sub.aml.current_status == wanted["aml"]["currentstatus"]
+    assert sub.created_at is not None
+    assert (
+        sub.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        == (wanted["created_at"])
+    )
+    assert kyc_only.kyc is not None
+    assert kyc_only.data is None
+    assert kyc_only.email is None
+
+
+async def test_list_items_lack_the_single_only_fields() -> None:
+    async with (
+        ArgosEmulator(submissions=300, seed=21) as emu,
+        ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos,
+    ):
+        subs = [s async for s in argos.iter_submissions()]
+    assert all(s.kyc is None or not s.kyc.attempts for s in subs)
+    assert any(s.kyc is not None and s.kyc.result == KycResult.APPROVED for s in subs)
+
+
+async def test_unknown_submission_is_not_found() -> None:
+    async with (
+        ArgosEmulator(submissions=10, seed=1) as emu,
+        ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos,
+    ):
+        with pytest.raises(NotFoundError, match="zzzzzzzzzzzzzzzz") as info:
+            await argos.get_submission("zzzzzzzzzzzzzzzz")
+        assert info.value.status == 200
+
+
+async def test_applicant_submissions() -> None:
+    async with ArgosEmulator(submissions=2_000, seed=13) as emu:
+        applicant_id = emu.dataset.shared_applicant_ids[0]
+        expected = emu.dataset.for_applicant(applicant_id)
+        async with ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos:
+            dupes = await argos.get_applicant_submissions(applicant_id)
+            nobody = await argos.get_applicant_submissions("no-such-applicant")
+        assert emu.requests[0].path == "/v3/submission/applicant"
+        assert emu.requests[0].query == {"applicant_id": applicant_id}
+    assert len(dupes) >= 2
+    assert [d.submission_id for d in dupes] == [e["submission_id"] for e in expected]
+    assert {d.email for d in dupes} == {e["email"] for e in expected}
+    assert nobody == []
+
+
+async def test_wrong_key_is_an_authentication_error_with_a_request_id() -> None:
+    async with (
+        ArgosEmulator(submissions=10, seed=1) as emu,
+        ArgosClient(api_key="not-the-key", base_url=emu.url) as argos,
+    ):
+        with pytest.raises(AuthenticationError) as info:
+            await argos.get_submission("abc")
+    assert info.value.status == 403
+    assert info.value.message == "Forbidden"
+    assert info.value.request_id
+    assert "not-the-key" not in str(info.value)
+
+
+async def test_ip_not_allow_listed_is_an_authentication_error_with_its_reason() -> None:
+    async with (
+        ArgosEmulator(submissions=10, seed=1, ip_allowlist=["192.0.2.10"]) as emu,
+        ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos,
+    ):
+        with pytest.raises(AuthenticationError, match="explicit deny") as info:
+            await argos.get_submission("abc")
+    assert info.value.status == 403
+
+
+async def test_response_over_the_server_limit_is_payload_too_large() -> None:
+    async with (
+        ArgosEmulator(
+            submissions=500, seed=1, page_byte_limit=None, response_byte_limit=20_000
+        ) as emu,
+        ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos,
+    ):
+        with pytest.raises(PayloadTooLargeError) as info:
+            async for _ in argos.iter_submissions(page_size=500):
+                pass
+    assert info.value.status == 413
+    assert info.value.cursor is None  # nothing was delivered: resume from the start
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def test_connection_refused_is_a_connection_error() -> None:
+    async with ArgosClient(api_key="k", base_url=f"http://127.0.0.1:{free_port()}") as argos:
+        with pytest.raises(APIConnectionError, match="GET /v3/submission"):
+            await argos.get_submission("abc")
+
+
+async def test_key_travels_only_in_the_header() -> None:
+    async with ArgosEmulator(submissions=50, seed=1) as emu:
+        async with ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos:
+            await argos.get_submission(emu.dataset.ids[0])
+            async for _ in argos.iter_submissions(page_size=10, max_items=30):
+                pass
+            assert emu.api_key not in repr(argos)
+        for request in emu.requests:
+            assert request.headers["x-api-key"] == emu.api_key
+            assert emu.api_key not in str(request.query)
+            assert emu.api_key not in request.path
+
+
+def test_configuration_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARGOS_API_KEY", "env-key")
+    monkeypatch.setenv("ARGOS_BASE_URL", "http://127.0.0.1:9999/")
+    client = ArgosClient()
+    assert client.base_url == "http://127.0.0.1:9999"
+    assert "env-key" not in repr(client)
+
+    monkeypatch.delenv("ARGOS_BASE_URL")
+    assert ArgosClient().base_url == DEFAULT_BASE_URL == "https://rest-api.argosidentity.com"
+
+    monkeypatch.delenv("ARGOS_API_KEY")
+    with pytest.raises(ValueError, match="api_key"):
+        ArgosClient()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"base_url": "http://example.com"}, ValueError, "base_url"),
+        ({"timeout": 0}, ValueError, "timeout"),
+        ({"prefetch": 2}, ValueError, "prefetch"),
+        ({"date_format": "DD.MM.YYYY"}, ValueError, "date_format"),
+        ({"max_connections": 0}, ValueError, "max_connections"),
+        ({"api_key": ""}, ValueError, "api_key"),
+    ],
+)
+def test_client_options_are_validated(
+    kwargs: dict[str, Any], error: type[Exception], name: str
+) -> None:
+    options: dict[str, Any] = {"api_key": "k", **kwargs}
+    with pytest.raises(error, match=name):
+        ArgosClient(**options)
+
+
+async def test_bad_arguments_fail_before_any_request() -> None:
+    async with (
+        ArgosEmulator(submissions=10, seed=1) as emu,
+        ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos,
+    ):
+        with pytest.raises(ValueError, match="page_size"):
+            argos.iter_submissions(page_size=0)
+        with pytest.raises(TypeError, match="page_size"):
+            argos.iter_pages(page_size="10")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="end_date"):
+            argos.iter_submissions(start_date="2025-02-02", end_date="2025-02-01")
+        with pytest.raises(ValueError, match="max_items"):
+            argos.iter_submissions(max_items=-1)
+        with pytest.raises(ValueError, match="request_type"):
+            await argos.get_submission("abc", request_type="everything")
+        with pytest.raises(ValueError, match="submission_id"):
+            await argos.get_submission("")
+        with pytest.raises(TypeError, match="applicant_id"):
+            await argos.get_applicant_submissions(7)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="cursor"):
+            argos.iter_submissions(cursor="garbage")
+        assert emu.requests == []
+
+
+async def test_a_closed_client_refuses_work() -> None:
+    argos = ArgosClient(api_key="k", base_url="http://127.0.0.1:1")
+    await argos.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await argos.get_submission("abc")

@@ -1,0 +1,438 @@
+"""The emulator over real loopback HTTP, spoken to with a plain aiohttp client."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Mapping
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import msgspec
+import pytest
+
+from argos_async.testing import ArgosEmulator, Dataset, FaultPlan, RepeatKey
+from argos_async.testing._dataset import _build
+
+pytestmark = pytest.mark.anyio
+
+SMALL = 3000
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[ArgosEmulator]:
+    async with ArgosEmulator(SMALL, seed=7) as emulator:
+        yield emulator
+
+
+async def get(
+    http: aiohttp.ClientSession,
+    emu: ArgosEmulator,
+    path: str = "/v3/submission",
+    params: Mapping[str, str] | None = None,
+    *,
+    key: str | None = None,
+) -> tuple[int, Any]:
+    headers = {"x-api-key": emu.api_key if key is None else key}
+    async with http.get(emu.url + path, params=params or {}, headers=headers) as resp:
+        body = await resp.read()
+        assert resp.headers["Content-Type"].startswith("application/json")
+        assert resp.headers["x-amzn-RequestId"]
+        return resp.status, msgspec.json.decode(body)
+
+
+async def walk(
+    http: aiohttp.ClientSession, emu: ArgosEmulator, params: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """Every page of a listing, following nextpageKey."""
+    pages = []
+    query = dict(params)
+    for _ in range(10_000):
+        status, body = await get(http, emu, params=query)
+        assert status == 200, body
+        pages.append(body)
+        key = body.get("nextpageKey")
+        if key is None:
+            return pages
+        query.update(nextpage_id=key["id"], nextpage_date=key["created_at"])
+    raise AssertionError("pagination did not end")
+
+
+def ids_of(pages: list[dict[str, Any]]) -> list[str]:
+    return [item["submission_id"] for page in pages for item in page["Items"]]
+
+
+async def test_wrong_or_missing_key_is_forbidden(
+    http: aiohttp.ClientSession, emu: ArgosEmulator
+) -> None:
+    assert await get(http, emu, key="nope") == (403, {"message": "Forbidden"})
+    async with http.get(emu.url + "/v3/submission") as resp:
+        assert resp.status == 403
+        assert await resp.json() == {"message": "Forbidden"}
+    assert emu.api_key.startswith("emu-")
+
+
+async def test_ip_allowlist_denies_other_peers(http: aiohttp.ClientSession) -> None:
+    async with ArgosEmulator(SMALL, ip_allowlist=["192.0.2.10"]) as emu:
+        status, body = await get(http, emu)
+    assert status == 403
+    assert body == {
+        "Message": "User is not authorized to access this resource with an explicit deny"
+    }
+    async with ArgosEmulator(SMALL, ip_allowlist=["127.0.0.1"]) as emu:
+        assert (await get(http, emu))[0] == 200
+
+
+@pytest.mark.parametrize("count", ["0", "2001", "abc", "-1", "1.5", ""])
+async def test_invalid_count_is_400(
+    http: aiohttp.ClientSession, emu: ArgosEmulator, count: str
+) -> None:
+    status, body = await get(http, emu, params={"count": count})
+    assert (status, body) == (400, {"message": "Invalid Query String parameters"})
+
+
+async def test_default_count_is_50(http: aiohttp.ClientSession, emu: ArgosEmulator) -> None:
+    status, body = await get(http, emu)
+    assert status == 200
+    assert len(body["Items"]) == 50
+    assert [it["submission_id"] for it in body["Items"]] == emu.dataset.expected_ids()[:50]
+    last = body["Items"][-1]
+    assert body["nextpageKey"] == {"id": last["submission_id"], "created_at": last["created_at"]}
+
+
+async def test_date_formats_agree_and_days_are_inclusive(
+    http: aiohttp.ClientSession, emu: ArgosEmulator
+) -> None:
+    compact = await walk(http, emu, {"start_date": "20250301", "end_date": "20250302"})
+    dashed = await walk(http, emu, {"start_date": "2025-03-01", "end_date": "2025-03-02"})
+    assert ids_of(compact) == ids_of(dashed)
+    expected = emu.dataset.expected_ids(start_date=date(2025, 3, 1), end_date=date(2025, 3, 2))
+    assert ids_of(compact) == expected
+    days = {it["created_at"][:10] for page in compact for it in page["Items"]}
+    assert days == {"2025-03-01", "2025-03-02"}
+
+    # The first and last millisecond of a day belong to that day.
+    edges = [c for c in emu.dataset.created_ats if c.endswith(("T00:00:00.000Z", "T23:59:59.999Z"))]
+    assert edges
+    for created_at in edges[:4]:
+        day = created_at[:10]
+        pages = await walk(http, emu, {"start_date": day, "end_date": day, "count": "2000"})
+        assert created_at in {it["created_at"] for page in pages for it in page["Items"]}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"start_date": "2025-03-02", "end_date": "2025-03-01"},
+        {"start_date": "2025-13-01"},
+        {"end_date": "March 1"},
+        {"nextpage_id": "abc"},
+        {"nextpage_date": "2025-03-01T00:00:00.000Z"},
+        {"request_type": "everything"},
+    ],
+)
+async def test_bad_queries_are_400(
+    http: aiohttp.ClientSession, emu: ArgosEmulator, params: dict[str, str]
+) -> None:
+    assert await get(http, emu, params=params) == (
+        400,
+        {"message": "Invalid Query String parameters"},
+    )
+
+
+async def test_request_type_projections(http: aiohttp.ClientSession, emu: ArgosEmulator) -> None:
+    params = {"count": "200"}
+    for request_type, allowed in [
+        ("kyc", {"submission_id", "kyc"}),
+        ("aml", {"submission_id", "aml"}),
+        ("data", {"submission_id", "data"}),
+    ]:
+        _, body = await get(http, emu, params={**params, "request_type": request_type})
+        items = body["Items"]
+        assert all(set(it) <= allowed and "submission_id" in it for it in items)
+        assert any(request_type in it for it in items)
+    _, body = await get(http, emu, params={**params, "request_type": "others"})
+    assert all(not {"kyc", "aml", "data"} & set(it) for it in body["Items"])
+    assert all({"submission_id", "email", "created_at"} <= set(it) for it in body["Items"])
+
+    sid = emu.dataset.ids[0]
+    _, single = await get(http, emu, params={"submission_id": sid, "request_type": "kyc"})
+    assert set(single["Items"][0]) == {"submission_id", "kyc"}
+
+
+async def test_list_items_are_leaner_than_single_lookups(
+    http: aiohttp.ClientSession, emu: ArgosEmulator
+) -> None:
+    _, listed = await get(http, emu, params={"count": "500"})
+    assert all("attempts" not in it["kyc"] for it in listed["Items"])
+    assert all("project_options" not in it and "ocr" not in it for it in listed["Items"])
+    assert all(
+        set(it["data"])
+        <= {"name", "first_name", "last_name", "full_name", "gender"}
+        | {"nationality", "date_of_birth"}
+        for it in listed["Items"]
+    )
+    with_attempts = next(
+        it for it in emu.dataset.items if "attempts" in it["kyc"] and "project_options" in it
+    )
+    _, single = await get(http, emu, params={"submission_id": with_attempts["submission_id"]})
+    assert single == {"Items": [with_attempts]}
+    assert await get(http, emu, params={"submission_id": "doesnotexist0000"}) == (
+        200,
+        {"Items": []},
+    )
+
+
+async def test_full_listing_returns_every_id_once_in_order(
+    http: aiohttp.ClientSession,
+) -> None:
+    async with ArgosEmulator(10_000, seed=7) as emu:
+        pages = await walk(http, emu, {"count": "2000"})
+    ids = ids_of(pages)
+    assert ids == emu.dataset.expected_ids()
+    assert len(ids) == len(set(ids)) == 10_000
+    assert "nextpageKey" not in pages[-1]
+    assert all("nextpageKey" in page for page in pages[:-1])
+
+
+async def test_byte_limit_makes_short_pages(http: aiohttp.ClientSession) -> None:
+    async with ArgosEmulator(SMALL, page_byte_limit=50_000) as emu:
+        pages = await walk(http, emu, {"count": "2000"})
+    sizes = [len(page["Items"]) for page in pages]
+    assert len(pages) > 2
+    assert all(0 < size < 2000 for size in sizes)
+    assert all(len(msgspec.json.encode(page["Items"])) <= 50_000 for page in pages)
+    assert ids_of(pages) == emu.dataset.expected_ids()
+
+
+async def test_scan_mode_has_empty_pages_but_loses_nothing(http: aiohttp.ClientSession) -> None:
+    async with ArgosEmulator(SMALL, filter_mode="scan") as emu:
+        ds = emu.dataset
+        email = next(e for e, p in ds.email_positions.items() if len(p) >= 2)
+        pages = await walk(http, emu, {"email": email, "count": "100"})
+        heavy = await walk(http, emu, {"email": ds.heavy_email, "count": "50"})
+    assert any(not page["Items"] and "nextpageKey" in page for page in pages)
+    assert ids_of(pages) == ds.expected_ids(email=email)
+    assert ids_of(heavy) == ds.expected_ids(email=ds.heavy_email)
+
+
+async def test_index_mode_filters_combine(http: aiohttp.ClientSession, emu: ArgosEmulator) -> None:
+    ds = emu.dataset
+    heavy = ds.heavy_email
+    assert len(ds.email_positions[heavy]) >= SMALL // 50
+    userid = ds.userids[ds.email_positions[heavy][0]]
+    assert userid is not None
+    pages = await walk(http, emu, {"email": heavy, "userid": userid, "count": "7"})
+    expected = ds.expected_ids(email=heavy, userid=userid)
+    assert ids_of(pages) == expected
+    assert 0 < len(expected) < len(ds.email_positions[heavy])
+    assert all(page["Items"] for page in pages)
+
+
+async def test_oversized_response_is_413(http: aiohttp.ClientSession) -> None:
+    async with ArgosEmulator(SMALL, page_byte_limit=None, response_byte_limit=20_000) as emu:
+        assert await get(http, emu, params={"count": "2000"}) == (
+            413,
+            {"message": "Request Entity Too Large"},
+        )
+        assert (await get(http, emu, params={"count": "5"}))[0] == 200
+
+
+async def test_applicant_endpoint(http: aiohttp.ClientSession, emu: ArgosEmulator) -> None:
+    ds = emu.dataset
+    shared = ds.shared_applicant_ids
+    assert shared
+    applicant_id = shared[0]
+    status, body = await get(
+        http, emu, "/v3/submission/applicant", params={"applicant_id": applicant_id}
+    )
+    assert status == 200
+    assert isinstance(body, list)
+    assert len(body) >= 2
+    expected = ds.for_applicant(applicant_id)
+    assert [e["submission_id"] for e in body] == [it["submission_id"] for it in expected]
+    assert all(it["kyc"]["result"] == "approved" for it in expected)
+    assert len({it["data"]["name"] for it in expected}) == 1
+    assert {e["email"] for e in body} == {it["email"] for it in expected}
+    assert all("duplicated_information" in e for e in body)
+
+    unknown = await get(http, emu, "/v3/submission/applicant", params={"applicant_id": "zzz"})
+    assert unknown == (200, [])
+    for params in ({}, {"applicant_id": ""}):
+        status, body = await get(http, emu, "/v3/submission/applicant", params=params)
+        assert (status, body) == (400, {"message": "Invalid Query String parameters"})
+
+
+async def test_unknown_path_is_404(http: aiohttp.ClientSession, emu: ArgosEmulator) -> None:
+    assert await get(http, emu, "/v3/other") == (404, {"message": "Not Found"})
+
+
+async def test_repeat_key_back_two_gives_a_b_a(http: aiohttp.ClientSession) -> None:
+    plan = FaultPlan([RepeatKey(at=3, back=2)])
+    async with ArgosEmulator(SMALL, faults=plan) as emu:
+        keys = []
+        query = {"count": "10"}
+        for _ in range(3):
+            _, body = await get(http, emu, params=query)
+            key = body["nextpageKey"]
+            keys.append((key["id"], key["created_at"]))
+            query.update(nextpage_id=key["id"], nextpage_date=key["created_at"])
+        # A single lookup is not a list request and does not move the fault's counter.
+        await get(http, emu, params={"submission_id": emu.dataset.ids[0]})
+        _, fourth = await get(http, emu, params=query)
+    a, b, again = keys
+    assert a != b
+    assert again == a
+    assert fourth["nextpageKey"]["id"] == fourth["Items"][-1]["submission_id"]
+
+
+async def test_repeat_key_back_one_repeats_previous(http: aiohttp.ClientSession) -> None:
+    async with ArgosEmulator(SMALL, faults=FaultPlan([RepeatKey(at=2)])) as emu:
+        _, first = await get(http, emu, params={"count": "5"})
+        key = first["nextpageKey"]
+        params = {"count": "5", "nextpage_id": key["id"], "nextpage_date": key["created_at"]}
+        _, second = await get(http, emu, params=params)
+    assert second["nextpageKey"] == key
+
+
+async def test_requests_recorded_in_arrival_order(
+    http: aiohttp.ClientSession, emu: ArgosEmulator
+) -> None:
+    before = time.monotonic()
+    await get(http, emu, params={"email": "ana.silva+kyc@example.com", "count": "3"})
+    await get(http, emu, "/v3/submission/applicant", params={"applicant_id": "x"}, key="bad")
+    assert [r.index for r in emu.requests] == [0, 1]
+    first, second = emu.requests
+    assert first.method == "GET"
+    assert first.path == "/v3/submission"
+    assert first.query == {"email": "ana.silva+kyc@example.com", "count": "3"}
+    assert first.headers["x-api-key"] == emu.api_key
+    assert second.headers["x-api-key"] == "bad"
+    assert second.path == "/v3/submission/applicant"
+    assert before <= first.received_at <= second.received_at
+    assert emu.in_flight == 0
+    assert emu.max_in_flight == 1
+    emu.reset_stats()
+    assert emu.requests == []
+
+
+async def test_concurrency_is_counted(http: aiohttp.ClientSession) -> None:
+    async with ArgosEmulator(SMALL, latency=0.2) as emu:
+        results = await asyncio.gather(*(get(http, emu) for _ in range(5)))
+        assert [status for status, _ in results] == [200] * 5
+        assert emu.max_in_flight == 5
+        assert emu.in_flight == 0
+
+
+def test_dataset_is_deterministic() -> None:
+    a = Dataset.generate(500, 11)
+    b = Dataset.generate(500, 11, start=date(2025, 1, 1), days=365)
+    assert a is b  # cached
+    fresh = _build(500, 11, date(2025, 1, 1), 365)  # bypasses the cache
+    assert fresh is not a
+    assert list(fresh.items) == list(a.items)
+    other = Dataset.generate(500, 12)
+    assert other.ids != a.ids
+
+
+def test_dataset_shape() -> None:
+    ds = Dataset.generate(SMALL, 7)
+    stamp = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+    results: dict[str, int] = {}
+    for it in ds.items:
+        assert re.fullmatch(r"[a-z0-9]{16}", it["submission_id"])
+        assert stamp.fullmatch(it["created_at"])
+        assert stamp.fullmatch(it["updated_at"])
+        assert it["updated_at"] >= it["created_at"]
+        result = it["kyc"]["result"]
+        results[result] = results.get(result, 0) + 1
+        assert ("kyc_result_at" in it) == (result in ("approved", "rejected"))
+        assert ("applicant_id" in it) == (result == "approved") == ("aml" in it)
+        assert ("comment" in it["kyc"]) == (result == "rejected")
+        assert it["email"].rsplit("@", 1)[1] in ("example.com", "example.org", "example.net")
+    assert len(set(ds.ids)) == SMALL
+    assert 0.5 < results["approved"] / SMALL < 0.75
+    assert results.keys() == {"approved", "rejected", "pending", "incomplete"}
+    assert len(set(ds.created_ats)) < SMALL  # ties exist
+    assert list(ds.ids) == sorted(
+        ds.ids, key=lambda s: (ds.created_ats[ds.position[s]], s), reverse=True
+    )
+    codes = {c for it in ds.items for c in it["kyc"].get("commentCode", ())}
+    assert "too_many_retry" in codes
+    assert "Multiple invalid KYC attempts " in {
+        c for it in ds.items for c in it["kyc"].get("comment", ())
+    }
+
+
+def test_serve_cli() -> None:
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "argos_async.testing", "serve", "--port", "0"),
+            *("--submissions", "200", "--api-key", "cli-key"),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.fullmatch(
+            r"Argos emulator listening on (http://127\.0\.0\.1:\d+) "
+            r"\(200 submissions, api key: cli-key\)\n",
+            line,
+        )
+        assert match, line
+        url = match.group(1)
+
+        async def one_request() -> int:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(url + "/v3/submission", headers={"x-api-key": "cli-key"}) as resp,
+            ):
+                await resp.read()
+                return resp.status
+
+        assert asyncio.run(one_request()) == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+        if proc.stdout is not None:
+            proc.stdout.close()
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def test_serve_cli_usage_errors() -> None:
+    for args in (["serve", "--host", "0.0.0.0"], ["serve", "--port", "x"], []):
+        done = subprocess.run(
+            [sys.executable, "-m", "argos_async.testing", *args],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == 2, done.stderr
+        assert "usage:" in done.stderr
+
+
+def test_non_loopback_host_refused() -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        ArgosEmulator(10, host="0.0.0.0")
