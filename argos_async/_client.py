@@ -122,7 +122,7 @@ class ArgosClient:
         cursor: str | None = None,
         prefetch: int | None = None,
     ) -> AsyncGenerator[Page, None]:
-        """Pages of submissions matching the filters, fetched lazily, newest first.
+        """Pages of submissions matching the filters, fetched lazily, in the server's order.
 
         Arguments are checked now, before any request. ``page_size`` is the API's ``count``
         (1..2000). ``cursor`` (a ``Page.cursor`` of an earlier listing with the same

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import ipaddress
 import re
@@ -362,13 +363,9 @@ def _decode_envelope_leniently(body: bytes) -> _Envelope:
         raise ResponseDecodeError(f"response does not match the documented shape: {exc}") from None
 
 
-_ENVELOPE_INFO: list[msgspec.inspect.Type] = []
-
-
+@functools.cache
 def _envelope_info() -> msgspec.inspect.Type:
-    if not _ENVELOPE_INFO:
-        _ENVELOPE_INFO.append(msgspec.inspect.type_info(_Envelope))
-    return _ENVELOPE_INFO[0]
+    return msgspec.inspect.type_info(_Envelope)
 
 
 def _repair_timestamps(value: Any, info: msgspec.inspect.Type) -> Any:

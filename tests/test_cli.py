@@ -6,6 +6,7 @@ import io
 import json
 import os
 import sys
+from datetime import date
 from pathlib import Path
 
 import anyio
@@ -52,6 +53,23 @@ async def test_demo_export_writes_every_item_once_byte_exact(tmp_path: Path) -> 
     # Lines are the server's bytes: compact JSON with the wire names.
     assert b'"submission_id":' in lines[0]
     assert b"\n" not in lines[0]
+
+
+@pytest.mark.anyio
+async def test_export_from_an_account_named_by_the_environment(tmp_path: Path) -> None:
+    out = tmp_path / "account.jsonl"
+    async with ArgosEmulator(submissions=1_500, seed=3) as emu:
+        result = await anyio.run_process(
+            [*EXPORT, "--start-date", "2025-06-01", "--page-size", "300", "--out", str(out)],
+            env=run_env(ARGOS_API_KEY=emu.api_key, ARGOS_BASE_URL=emu.url),
+            check=False,
+        )
+        expected = emu.dataset.expected_ids(start_date=date(2025, 6, 1))
+        assert {r.query["start_date"] for r in emu.requests} == {"2025-06-01"}
+    assert result.returncode == 0, result.stderr.decode()
+    ids = [json.loads(line)["submission_id"] for line in out.read_bytes().splitlines()]
+    assert ids == expected
+    assert emu.api_key not in result.stderr.decode() + result.stdout.decode()
 
 
 @pytest.mark.anyio
