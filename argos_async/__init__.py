@@ -21,6 +21,7 @@ from .errors import (
     QuotaExceededError,
     RateLimitError,
     ResponseDecodeError,
+    ResponseTooLargeError,
     ServerError,
 )
 from .models import (
@@ -56,6 +57,7 @@ __all__ = [
     "RateLimitError",
     "RequestType",
     "ResponseDecodeError",
+    "ResponseTooLargeError",
     "ServerError",
     "Submission",
     "__version__",

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from datetime import date, datetime, timezone
 from types import TracebackType
+from typing import NamedTuple, TypeVar
 
 from . import _protocol as protocol
 from ._pagination import paginate
+from ._retry import Retrier, RetryBudget, RetryPolicy
 from ._transport import Transport
 from .models import ApplicantSubmission, Page, PageKey, Submission
 
 DateArg = date | str | None
+T = TypeVar("T")
 
 
 class ArgosClient:
@@ -26,10 +29,23 @@ class ArgosClient:
                 ...
 
     ``api_key`` and ``base_url`` default to the ``ARGOS_API_KEY`` and ``ARGOS_BASE_URL``
-    environment variables; ``base_url`` then to the API's current host. ``timeout`` bounds
-    each request in seconds. ``prefetch`` (0 or 1) is how many pages a listing reads ahead
-    while the caller works on the current one. ``date_format`` is how dates are sent: the
-    current documentation's ``"YYYY-MM-DD"`` or the original's ``"YYYYMMDD"``.
+    environment variables; ``base_url`` then to the API's current host.
+
+    Failures that may pass (500/502/503/504, 429 "Too Many Requests", connection errors, bodies
+    cut off, timeouts) are retried up to ``max_retries`` times with exponential backoff and full
+    jitter starting at ``backoff_base`` seconds (at most ``backoff_max``). A 429's
+    ``Retry-After`` is honoured exactly and pauses every request of the client; one above
+    ``max_retry_after`` seconds fails at once. ``timeout`` bounds each attempt, ``deadline``
+    (if set) a whole call with all its attempts and waits; each method takes ``timeout``,
+    ``deadline`` and ``max_retries`` to override them per call. ``max_requests_per_second``
+    spaces out the client's requests. ``retry_budget`` is a pool of retry tokens shared by all
+    calls (each retry costs 5, a retry after a timeout 10, each success pays back), so that an
+    outage does not multiply a bulk job's load; ``None`` removes it. Bodies above
+    ``max_response_bytes`` fail with ``ResponseTooLargeError``.
+
+    ``prefetch`` (0 or 1) is how many pages a listing reads ahead while the caller works on
+    the current one. ``date_format`` is how dates are sent: the current documentation's
+    ``"YYYY-MM-DD"`` or the original's ``"YYYYMMDD"``.
     """
 
     def __init__(
@@ -38,6 +54,14 @@ class ArgosClient:
         *,
         base_url: str | None = None,
         timeout: float = 60.0,
+        deadline: float | None = None,
+        max_retries: int = 5,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        max_retry_after: float = 60.0,
+        max_requests_per_second: float | None = None,
+        retry_budget: int | None = 500,
+        max_response_bytes: int = 64 * 1024 * 1024,
         prefetch: int = 1,
         date_format: protocol.DateFormat = "YYYY-MM-DD",
         max_connections: int = 100,
@@ -50,16 +74,33 @@ class ArgosClient:
         if base_url is None:
             base_url = os.environ.get("ARGOS_BASE_URL") or protocol.DEFAULT_BASE_URL
         self.base_url = protocol.check_base_url(base_url)
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self._defaults = _CallOptions(
+            timeout=protocol.check_seconds("timeout", timeout),
+            deadline=protocol.check_optional_seconds("deadline", deadline),
+            max_retries=protocol.check_int("max_retries", max_retries, minimum=0),
+        )
+        policy = RetryPolicy(
+            max_retries=self._defaults.max_retries,
+            backoff_base=protocol.check_seconds("backoff_base", backoff_base),
+            backoff_max=protocol.check_seconds("backoff_max", backoff_max),
+            max_retry_after=protocol.check_seconds("max_retry_after", max_retry_after),
+        )
+        rate = protocol.check_optional_seconds("max_requests_per_second", max_requests_per_second)
+        budget = (
+            None
+            if retry_budget is None
+            else RetryBudget(protocol.check_int("retry_budget", retry_budget, minimum=0))
+        )
+        self._retrier = Retrier(policy, budget=budget, max_requests_per_second=rate)
         self._prefetch = protocol.check_prefetch(prefetch)
         self._date_format = protocol.check_date_format(date_format)
-        protocol.check_int("max_connections", max_connections, minimum=1)
         self._transport = Transport(
             base_url=self.base_url,
             api_key=api_key,
-            timeout=float(timeout),
-            max_connections=max_connections,
+            max_connections=protocol.check_int("max_connections", max_connections, minimum=1),
+            max_response_bytes=protocol.check_int(
+                "max_response_bytes", max_response_bytes, minimum=1
+            ),
         )
 
     def __repr__(self) -> str:
@@ -85,7 +126,13 @@ class ArgosClient:
     # Single lookups.
 
     async def get_submission(
-        self, submission_id: str, *, request_type: str | None = None
+        self,
+        submission_id: str,
+        *,
+        request_type: str | None = None,
+        timeout: float | None = None,
+        deadline: float | None = None,
+        max_retries: int | None = None,
     ) -> Submission:
         """The submission with this id, with every field a single lookup returns.
 
@@ -97,14 +144,30 @@ class ArgosClient:
         kind = protocol.check_request_type(request_type)
         if kind is not None:
             params["request_type"] = kind
-        body = await self._get(protocol.SUBMISSION_PATH, params)
-        return protocol.decode_single(body, submission_id)
+        options = self._options(timeout, deadline, max_retries)
 
-    async def get_applicant_submissions(self, applicant_id: str) -> list[ApplicantSubmission]:
+        def decode(body: bytes) -> Submission:
+            return protocol.decode_single(body, submission_id)
+
+        return await self._call(protocol.SUBMISSION_PATH, params, decode, options)
+
+    async def get_applicant_submissions(
+        self,
+        applicant_id: str,
+        *,
+        timeout: float | None = None,
+        deadline: float | None = None,
+        max_retries: int | None = None,
+    ) -> list[ApplicantSubmission]:
         """The approved submissions judged to be the same person as ``applicant_id``."""
         protocol.check_text("applicant_id", applicant_id)
-        body = await self._get(protocol.APPLICANT_PATH, {"applicant_id": applicant_id})
-        return protocol.decode_applicants(body)
+        options = self._options(timeout, deadline, max_retries)
+        return await self._call(
+            protocol.APPLICANT_PATH,
+            {"applicant_id": applicant_id},
+            protocol.decode_applicants,
+            options,
+        )
 
     # -----------------------------------------------------------------------------------------
     # Listings.
@@ -121,14 +184,20 @@ class ArgosClient:
         max_items: int | None = None,
         cursor: str | None = None,
         prefetch: int | None = None,
+        timeout: float | None = None,
+        deadline: float | None = None,
+        max_retries: int | None = None,
     ) -> AsyncGenerator[Page, None]:
         """Pages of submissions matching the filters, fetched lazily, in the server's order.
 
         Arguments are checked now, before any request. ``page_size`` is the API's ``count``
         (1..2000). ``cursor`` (a ``Page.cursor`` of an earlier listing with the same
         filters) resumes right after that page. ``max_items`` stops the listing after that
-        many items. Close the iterator (``contextlib.aclosing``) or run it to the end to
-        release the read-ahead request at once.
+        many items. ``timeout``, ``deadline`` and ``max_retries`` apply to each page's request.
+        A page the server refuses as too large (413) is asked for again with half the
+        ``count``, down to 1; the smaller size is kept for the rest of the listing. Close the
+        iterator (``contextlib.aclosing``) or run it to the end to release the read-ahead
+        request at once.
         """
         query = protocol.ListQuery.build(
             email=email,
@@ -142,12 +211,19 @@ class ArgosClient:
         limit = protocol.check_max_items(max_items)
         ahead = self._prefetch if prefetch is None else protocol.check_prefetch(prefetch)
         start = None if cursor is None else protocol.decode_cursor(cursor, query.fingerprint)
+        options = self._options(timeout, deadline, max_retries)
+
+        def decode(body: bytes) -> Page:
+            return protocol.decode_page(body, query.fingerprint)
 
         async def fetch(after: PageKey | None, count: int) -> Page:
-            body = await self._get(
-                protocol.SUBMISSION_PATH, query.params(after, count), query.personal_values()
+            return await self._call(
+                protocol.SUBMISSION_PATH,
+                query.params(after, count),
+                decode,
+                options,
+                query.personal_values(),
             )
-            return protocol.decode_page(body, query.fingerprint)
 
         return paginate(
             fetch,
@@ -170,6 +246,9 @@ class ArgosClient:
         max_items: int | None = None,
         cursor: str | None = None,
         prefetch: int | None = None,
+        timeout: float | None = None,
+        deadline: float | None = None,
+        max_retries: int | None = None,
     ) -> AsyncGenerator[Submission, None]:
         """Submissions matching the filters, one at a time, pulled a page at a time.
 
@@ -186,24 +265,70 @@ class ArgosClient:
             max_items=max_items,
             cursor=cursor,
             prefetch=prefetch,
+            timeout=timeout,
+            deadline=deadline,
+            max_retries=max_retries,
         )
         return _flatten(pages)
 
     # -----------------------------------------------------------------------------------------
 
-    async def _get(
-        self, path: str, params: dict[str, str], personal_values: tuple[str, ...] = ()
-    ) -> bytes:
-        response = await self._transport.get(path, params)
-        if response.status != 200:
-            raise protocol.error_from_response(
-                response.status,
-                response.headers,
-                response.body,
-                now=datetime.now(timezone.utc),
-                personal_values=personal_values,
-            )
-        return response.body
+    def _options(
+        self, timeout: float | None, deadline: float | None, max_retries: int | None
+    ) -> _CallOptions:
+        defaults = self._defaults
+        return _CallOptions(
+            timeout=defaults.timeout
+            if timeout is None
+            else protocol.check_seconds("timeout", timeout),
+            deadline=(
+                defaults.deadline
+                if deadline is None
+                else protocol.check_seconds("deadline", deadline)
+            ),
+            max_retries=(
+                defaults.max_retries
+                if max_retries is None
+                else protocol.check_int("max_retries", max_retries, minimum=0)
+            ),
+        )
+
+    async def _call(
+        self,
+        path: str,
+        params: dict[str, str],
+        decode: Callable[[bytes], T],
+        options: _CallOptions,
+        personal_values: tuple[str, ...] = (),
+    ) -> T:
+        """One call: attempts (retried as the policy says) of GET, status check and decoding;
+        decoding is part of an attempt so that a body cut off in transit is sent for again."""
+
+        async def attempt(timeout: float, number: int) -> T:
+            response = await self._transport.get(path, params, timeout=timeout, attempt=number)
+            if response.status != 200:
+                raise protocol.error_from_response(
+                    response.status,
+                    response.headers,
+                    response.body,
+                    now=datetime.now(timezone.utc),
+                    personal_values=personal_values,
+                )
+            return decode(response.body)
+
+        return await self._retrier.call(
+            attempt,
+            what=f"GET {path}",
+            attempt_timeout=options.timeout,
+            deadline=options.deadline,
+            max_retries=options.max_retries,
+        )
+
+
+class _CallOptions(NamedTuple):
+    timeout: float
+    deadline: float | None
+    max_retries: int
 
 
 async def _flatten(pages: AsyncGenerator[Page, None]) -> AsyncGenerator[Submission, None]:

@@ -9,10 +9,13 @@ when a page is handed to the caller and cancelled in ``finally`` whatever way th
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 
-from .errors import APIError, PaginationError
+from .errors import APIError, PaginationError, PayloadTooLargeError
 from .models import Page, PageKey
+
+logger = logging.getLogger("argos_async")
 
 FetchPage = Callable[[PageKey | None, int], Awaitable[Page]]
 """Fetches the page after a key (``None``: the first page) holding at most ``count`` items."""
@@ -43,10 +46,24 @@ async def paginate(
     def count() -> int:
         return page_size if remaining is None else min(page_size, remaining)
 
+    async def fetch_fitting(after: PageKey | None) -> Page:
+        # 413: the page would exceed the server's response limit. Ask again for half as many
+        # items from the same key, and keep the smaller size for the pages that follow.
+        nonlocal page_size
+        while True:
+            asked = count()
+            try:
+                return await fetch(after, asked)
+            except PayloadTooLargeError:
+                if asked <= 1:
+                    raise
+                page_size = asked // 2
+                logger.info("a page of %d items was too large; asking for %d", asked, page_size)
+
     try:
         if remaining == 0:
             return
-        page = await fetch(start, count())
+        page = await fetch_fitting(start)
         while True:
             next_key = page.next_key
             if next_key is not None:
@@ -60,7 +77,7 @@ async def paginate(
                 remaining = max(0, remaining - len(page.items))
             more = next_key is not None and remaining != 0
             if more and prefetch:
-                read_ahead = asyncio.ensure_future(fetch(next_key, count()))
+                read_ahead = asyncio.ensure_future(fetch_fitting(next_key))
             yield page
             resume_from = page.cursor
             if not more:
@@ -69,7 +86,7 @@ async def paginate(
                 page = await read_ahead
                 read_ahead = None
             else:
-                page = await fetch(next_key, count())
+                page = await fetch_fitting(next_key)
     except APIError as exc:
         exc.cursor = resume_from
         raise

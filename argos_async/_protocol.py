@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from .errors import (
+    APIConnectionError,
     APIStatusError,
     AuthenticationError,
     BadRequestError,
@@ -99,6 +100,19 @@ def check_int(name: str, value: object, *, minimum: int, maximum: int | None = N
         bounds = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
         raise ValueError(f"{name} must be {bounds}, got {value}")
     return value
+
+
+def check_seconds(name: str, value: object) -> float:
+    """A positive, finite number of seconds (or of anything per second)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def check_optional_seconds(name: str, value: object) -> float | None:
+    return None if value is None else check_seconds(name, value)
 
 
 def check_page_size(value: object) -> int:
@@ -332,9 +346,14 @@ def decode_applicants(body: bytes) -> list[ApplicantSubmission]:
     """The applicant endpoint's bare JSON array."""
     try:
         return _applicants_decoder.decode(body)
-    except msgspec.DecodeError as exc:
+    except msgspec.ValidationError as exc:
         raise ResponseDecodeError(
             f"applicant response is not the documented array: {exc}"
+        ) from None
+    except msgspec.DecodeError:
+        raise ResponseDecodeError(
+            f"applicant response is not valid JSON ({len(body)} bytes; cut off?)",
+            incomplete=True,
         ) from None
 
 
@@ -347,7 +366,7 @@ def _decode_envelope(body: bytes) -> _Envelope:
         return _decode_envelope_leniently(body)
     except msgspec.DecodeError:
         raise ResponseDecodeError(
-            f"response body is not valid JSON ({len(body)} bytes; cut off?)"
+            f"response body is not valid JSON ({len(body)} bytes; cut off?)", incomplete=True
         ) from None
 
 
@@ -495,6 +514,12 @@ def error_from_response(
             )
             return error
         return RateLimitError(message, retry_after=retry_after, **common)
+    if 300 <= status < 400:
+        # Following a redirect could carry the key to another host: never done.
+        return APIStatusError(
+            f"the API answered with a redirect ({status}), which the client does not follow",
+            **common,
+        )
     cls = _STATUS_ERRORS.get(status)
     if cls is None:
         cls = ServerError if status >= 500 else APIStatusError
@@ -508,3 +533,42 @@ _STATUS_ERRORS: Final[dict[int, type[APIStatusError]]] = {
     404: NotFoundError,
     413: PayloadTooLargeError,
 }
+
+
+# ---------------------------------------------------------------------------------------------
+# Retry decisions.
+
+RETRY_STATUSES: Final = frozenset({500, 502, 503, 504})
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Whether sending the same GET again may succeed (every request here is idempotent)."""
+    if isinstance(error, QuotaExceededError):
+        return False  # the daily quota: nothing changes before 00:00 UTC
+    if isinstance(error, RateLimitError):
+        return True
+    if isinstance(error, ServerError):
+        return error.status in RETRY_STATUSES
+    if isinstance(error, APIConnectionError):
+        return True  # refused, reset, cut off mid-body, timed out
+    if isinstance(error, ResponseDecodeError):
+        return error.incomplete  # a 200 whose JSON was cut off
+    return False
+
+
+def retry_wait(error: BaseException, backoff_delay: float) -> float:
+    """How long to wait before the next attempt: the server's ``Retry-After`` exactly (jitter
+    must never make it shorter), else the jittered exponential backoff delay."""
+    if isinstance(error, RateLimitError) and error.retry_after is not None:
+        return error.retry_after
+    return backoff_delay
+
+
+def masked_params(params: Mapping[str, str]) -> dict[str, str]:
+    """Query parameters fit for a log line: emails and user ids masked."""
+    masked = dict(params)
+    if "email" in masked:
+        masked["email"] = mask_email(masked["email"])
+    if "userid" in masked:
+        masked["userid"] = mask_id(masked["userid"])
+    return masked

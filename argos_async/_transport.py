@@ -1,21 +1,26 @@
-"""The one place that talks HTTP: an aiohttp session that sends a GET and returns the answer.
+"""The one place that talks HTTP: an aiohttp session that sends one GET and returns the answer.
 
-It knows nothing about pages or models; it returns ``(status, headers, body)`` and turns
-aiohttp's exceptions into ours.
+It knows nothing about pages, models or retries: it sends one attempt and returns
+``(status, headers, body)``, turning aiohttp's exceptions into ours.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Mapping
 from typing import NamedTuple
 
 import aiohttp
 
 from . import __version__
-from .errors import APIConnectionError, APITimeoutError
+from ._protocol import masked_params
+from .errors import APIConnectionError, APITimeoutError, ResponseTooLargeError
 
 USER_AGENT = f"argos-async/{__version__}"
+
+logger = logging.getLogger("argos_async")
 
 
 class Response(NamedTuple):
@@ -34,13 +39,13 @@ class Transport:
         *,
         base_url: str,
         api_key: str,
-        timeout: float,
         max_connections: int,
+        max_response_bytes: int,
     ) -> None:
         self._base_url = base_url
         self._api_key = api_key
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_connections = max_connections
+        self._max_response_bytes = max_response_bytes
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
 
@@ -52,30 +57,79 @@ class Transport:
             self._session = aiohttp.ClientSession(
                 base_url=self._base_url,
                 connector=aiohttp.TCPConnector(limit=self._max_connections),
-                timeout=self._timeout,
                 headers={"user-agent": USER_AGENT, "accept": "application/json"},
                 # Proxies from the environment would see the key; opt in explicitly if needed.
                 trust_env=False,
             )
         return self._session
 
-    async def get(self, path: str, params: Mapping[str, str]) -> Response:
-        """Sends one GET; never follows a redirect (a redirect could carry the key away)."""
+    async def get(
+        self, path: str, params: Mapping[str, str], *, timeout: float, attempt: int = 1
+    ) -> Response:
+        """Sends one GET bounded by ``timeout`` seconds. Never follows a redirect: the key
+        must not travel to another host."""
         session = self._open()
+        started = time.perf_counter()
         try:
             async with session.get(
                 path,
                 params=params,
                 headers={"x-api-key": self._api_key},
                 allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=timeout),
             ) as response:
-                body = await response.read()
-                return Response(response.status, response.headers, body)
+                body = await self._read(response)
+                result = Response(response.status, response.headers, body)
         except asyncio.TimeoutError:
-            raise APITimeoutError(f"GET {path} timed out") from None
+            self._log(path, params, "timeout", started, attempt, None)
+            raise APITimeoutError(f"GET {path} timed out after {timeout:.3g} s") from None
         except aiohttp.ClientError as exc:
+            self._log(path, params, type(exc).__name__, started, attempt, None)
             # aiohttp's message may name the URL and so the query's email: keep only the kind.
             raise APIConnectionError(f"GET {path} failed: {type(exc).__name__}") from None
+        self._log(path, params, result.status, started, attempt, result.headers)
+        return result
+
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+        cap = self._max_response_bytes
+        # A compressed body's length says nothing about its size once decompressed.
+        if response.content_length is not None and "Content-Encoding" not in response.headers:
+            if response.content_length > cap:
+                raise ResponseTooLargeError(
+                    f"the response announces {response.content_length:,} bytes, over the "
+                    f"client's max_response_bytes of {cap:,}"
+                )
+            return await response.read()
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_any():
+            size += len(chunk)
+            if size > cap:
+                raise ResponseTooLargeError(
+                    f"the response passed the client's max_response_bytes of {cap:,}"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    @staticmethod
+    def _log(
+        path: str,
+        params: Mapping[str, str],
+        outcome: int | str,
+        started: float,
+        attempt: int,
+        headers: Mapping[str, str] | None,
+    ) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "GET %s %s -> %s in %.1f ms (attempt %d, request id %s)",
+                path,
+                masked_params(params),
+                outcome,
+                (time.perf_counter() - started) * 1000,
+                attempt,
+                headers.get("x-amzn-RequestId") if headers is not None else None,
+            )
 
     async def aclose(self) -> None:
         """Closes the connection pool; safe to call twice."""

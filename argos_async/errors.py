@@ -14,7 +14,8 @@ The hierarchy::
          │   └─ ServerError           5xx
          ├─ APIConnectionError      no answer: refused, reset, cut off mid-body
          │   └─ APITimeoutError       an attempt or a call's deadline ran out
-         ├─ ResponseDecodeError     the body is not the documented shape
+         ├─ ResponseDecodeError     the body is not the documented shape (or was cut off)
+         ├─ ResponseTooLargeError   the body exceeds the client's size cap
          └─ PaginationError         the server handed out a page key it had handed out before
 
 Messages never contain the API key; emails and user ids in them are masked.
@@ -36,6 +37,7 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "ResponseDecodeError",
+    "ResponseTooLargeError",
     "ServerError",
 ]
 
@@ -47,10 +49,12 @@ class ArgosError(Exception):
 class APIError(ArgosError):
     """A request to the Argos API failed.
 
+    ``attempts`` is how many times the request was sent before this error was given up on.
     ``cursor`` is set when the error interrupted a listing: pass it as ``cursor=`` to resume
     right after the last page that was delivered (``None`` means "from the start").
     """
 
+    attempts: int = 1
     cursor: str | None = None
 
 
@@ -127,7 +131,19 @@ class APITimeoutError(APIConnectionError):
 
 
 class ResponseDecodeError(APIError):
-    """The response body is not the shape the API documents."""
+    """The response body is not the shape the API documents.
+
+    ``incomplete`` is true when the body is not even valid JSON (most often cut off in
+    transit); such a response is retried.
+    """
+
+    def __init__(self, message: str, *, incomplete: bool = False) -> None:
+        super().__init__(message)
+        self.incomplete = incomplete
+
+
+class ResponseTooLargeError(APIError):
+    """The response body is larger than the client's ``max_response_bytes``."""
 
 
 class PaginationError(APIError):

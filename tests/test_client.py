@@ -105,18 +105,13 @@ async def test_ip_not_allow_listed_is_an_authentication_error_with_its_reason() 
     assert info.value.status == 403
 
 
-async def test_response_over_the_server_limit_is_payload_too_large() -> None:
-    async with (
-        ArgosEmulator(
-            submissions=500, seed=1, page_byte_limit=None, response_byte_limit=20_000
-        ) as emu,
-        ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos,
-    ):
-        with pytest.raises(PayloadTooLargeError) as info:
-            async for _ in argos.iter_submissions(page_size=500):
-                pass
+async def test_a_single_response_over_the_server_limit_is_payload_too_large() -> None:
+    async with ArgosEmulator(submissions=50, seed=1, response_byte_limit=200) as emu:
+        async with ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos:
+            with pytest.raises(PayloadTooLargeError) as info:
+                await argos.get_submission(emu.dataset.ids[0])
+        assert len(emu.requests) == 1  # a 413 is not retried as it is
     assert info.value.status == 413
-    assert info.value.cursor is None  # nothing was delivered: resume from the start
 
 
 def free_port() -> int:
@@ -126,10 +121,13 @@ def free_port() -> int:
         return port
 
 
-async def test_connection_refused_is_a_connection_error() -> None:
-    async with ArgosClient(api_key="k", base_url=f"http://127.0.0.1:{free_port()}") as argos:
-        with pytest.raises(APIConnectionError, match="GET /v3/submission"):
-            await argos.get_submission("abc")
+async def test_connection_refused_is_a_connection_error_after_the_retries() -> None:
+    async with ArgosClient(
+        api_key="k", base_url=f"http://127.0.0.1:{free_port()}", backoff_base=0.001
+    ) as argos:
+        with pytest.raises(APIConnectionError, match="GET /v3/submission") as info:
+            await argos.get_submission("abc", max_retries=2)
+    assert info.value.attempts == 3
 
 
 async def test_key_travels_only_in_the_header() -> None:
@@ -165,6 +163,14 @@ def test_configuration_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     [
         ({"base_url": "http://example.com"}, ValueError, "base_url"),
         ({"timeout": 0}, ValueError, "timeout"),
+        ({"timeout": "5"}, TypeError, "timeout"),
+        ({"deadline": -1}, ValueError, "deadline"),
+        ({"max_retries": -1}, ValueError, "max_retries"),
+        ({"backoff_base": 0}, ValueError, "backoff_base"),
+        ({"max_retry_after": float("inf")}, ValueError, "max_retry_after"),
+        ({"max_requests_per_second": 0}, ValueError, "max_requests_per_second"),
+        ({"retry_budget": -5}, ValueError, "retry_budget"),
+        ({"max_response_bytes": 0}, ValueError, "max_response_bytes"),
         ({"prefetch": 2}, ValueError, "prefetch"),
         ({"date_format": "DD.MM.YYYY"}, ValueError, "date_format"),
         ({"max_connections": 0}, ValueError, "max_connections"),

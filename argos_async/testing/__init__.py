@@ -1,7 +1,37 @@
 """An in-process emulator of the Argos KYC REST API v3, for tests, demos and benchmarks."""
 
 from ._dataset import Dataset
-from ._faults import Fault, FaultPlan, RepeatKey
-from ._server import ArgosEmulator, RecordedRequest
+from ._faults import (
+    Delay,
+    DropConnection,
+    Fault,
+    FaultContext,
+    FaultPlan,
+    ListPage,
+    Mixed,
+    QuotaExceeded,
+    Redirect,
+    RepeatKey,
+    Status,
+    TruncateBody,
+)
+from ._server import ArgosEmulator, RecordedRequest, RecordedResponse
 
-__all__ = ["ArgosEmulator", "Dataset", "Fault", "FaultPlan", "RecordedRequest", "RepeatKey"]
+__all__ = [
+    "ArgosEmulator",
+    "Dataset",
+    "Delay",
+    "DropConnection",
+    "Fault",
+    "FaultContext",
+    "FaultPlan",
+    "ListPage",
+    "Mixed",
+    "QuotaExceeded",
+    "RecordedRequest",
+    "RecordedResponse",
+    "Redirect",
+    "RepeatKey",
+    "Status",
+    "TruncateBody",
+]

@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from ._faults import FaultPlan
 from ._server import ArgosEmulator, _is_loopback
 
 
@@ -25,10 +26,21 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-key", default=None, help="accepted x-api-key (default: random)")
     serve.add_argument("--filter-mode", choices=("index", "scan"), default="index")
     serve.add_argument("--latency", type=float, default=0.0, help="seconds added per response")
+    serve.add_argument(
+        "--faults",
+        metavar="SPEC",
+        default=None,
+        help="faults on list requests: mixed=RATE[:RETRY_AFTER] (e.g. mixed=0.2), or a comma"
+        " list of KIND=PROB, KIND one of 429, 429-retry-after (=PROB:SECONDS), quota, 500,"
+        " 502, 503, 504, drop, truncate, slow (=PROB:SECONDS); e.g. 503=0.05,drop=0.02,slow=0.01:2",
+    )
+    serve.add_argument(
+        "--fault-seed", type=int, default=0, metavar="N", help="seed of the fault draws (default 0)"
+    )
     return parser
 
 
-async def _serve(args: argparse.Namespace) -> None:
+async def _serve(args: argparse.Namespace, faults: FaultPlan | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -41,10 +53,12 @@ async def _serve(args: argparse.Namespace) -> None:
         port=args.port,
         filter_mode=args.filter_mode,
         latency=args.latency,
+        faults=faults,
     ) as emu:
+        shown = "" if faults is None else f", faults: {faults!r}"
         print(
             f"Argos emulator listening on {emu.url} ({len(emu.dataset)} submissions,"
-            f" api key: {emu.api_key})",
+            f" api key: {emu.api_key}{shown})",
             flush=True,
         )
         await stop.wait()
@@ -62,8 +76,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--submissions must be >= 0")
     if args.latency < 0:
         parser.error("--latency must be >= 0")
+    faults = None
+    if args.faults is not None:
+        try:
+            faults = FaultPlan.parse(args.faults, seed=args.fault_seed)
+        except ValueError as exc:
+            parser.error(f"--faults: {exc}")
     try:
-        asyncio.run(_serve(args))
+        asyncio.run(_serve(args, faults))
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

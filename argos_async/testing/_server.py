@@ -19,9 +19,9 @@ import msgspec
 from aiohttp import web
 
 from ._dataset import Dataset, parse_query_date
-from ._faults import LIST_PATH, FaultContext, FaultPlan, ListPage
+from ._faults import LIST_PATH, FaultContext, FaultPlan, ListPage, json_response
 
-__all__ = ["ArgosEmulator", "RecordedRequest"]
+__all__ = ["ArgosEmulator", "RecordedRequest", "RecordedResponse"]
 
 APPLICANT_PATH = "/v3/submission/applicant"
 MAX_COUNT = 2000
@@ -60,6 +60,20 @@ class RecordedRequest:
     """`time.monotonic()` on arrival."""
     index: int
     """Position in `ArgosEmulator.requests` (0-based)."""
+
+
+@dataclass(frozen=True)
+class RecordedResponse:
+    """How the emulator answered one request."""
+
+    index: int
+    """The `index` of the request's `RecordedRequest`."""
+    status: int
+    """The status sent (200 for a response whose body a fault cut off)."""
+    fault: str | None
+    """Class name of the fault that answered, rewrote or delayed the response; None if none."""
+    sent_at: float
+    """`time.monotonic()` when the response was handed to aiohttp."""
 
 
 class _BadQuery(Exception):
@@ -148,12 +162,14 @@ class ArgosEmulator:
         self.faults = faults if faults is not None else FaultPlan([])
         self._fault_state = self.faults.new_state()
         self.requests: list[RecordedRequest] = []
+        self.responses: list[RecordedResponse] = []
         self.in_flight = 0
         self.max_in_flight = 0
         # Encoded items per (server position, form): big pages are joined from these.
         self._encoded: dict[tuple[int, bool, str | None], bytes] = {}
         self._runner: web.AppRunner | None = None
         self._contexts: dict[int, FaultContext] = {}
+        self._handlers: set[asyncio.Task[Any]] = set()
 
     @property
     def url(self) -> str:
@@ -164,8 +180,9 @@ class ArgosEmulator:
         return f"http://{host}:{self.port}"
 
     def reset_stats(self) -> None:
-        """Forgets recorded requests and the concurrency high-water mark."""
+        """Forgets recorded requests and responses and the concurrency high-water mark."""
         self.requests.clear()
+        self.responses.clear()
         self.max_in_flight = self.in_flight
 
     async def start(self) -> None:
@@ -182,7 +199,15 @@ class ArgosEmulator:
         app.router.add_get(APPLICANT_PATH, self._applicant)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         # A short shutdown timeout: close() must not wait out a handler sleeping on latency.
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
+        # Handler cancellation: a client that gave up (timed out) also ends the handler's
+        # sleep, as a gateway would, instead of leaving it to run on.
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=0.5,
+            handler_cancellation=True,
+        )
         await runner.setup()
         try:
             site = web.TCPSite(runner, self.host, self.port)
@@ -197,6 +222,10 @@ class ArgosEmulator:
         """Stops the server and closes its connections."""
         runner, self._runner = self._runner, None
         if runner is not None:
+            # aiohttp would give a sleeping handler (latency, a Delay fault) its shutdown
+            # timeout twice over before cancelling it; end them now instead.
+            for task in self._handlers:
+                task.cancel()
             await runner.cleanup()
 
     async def __aenter__(self) -> ArgosEmulator:
@@ -221,6 +250,7 @@ class ArgosEmulator:
         query: dict[str, str] = {}
         for key, value in request.query.items():
             query.setdefault(key, value)
+        index = len(self.requests)
         self.requests.append(
             RecordedRequest(
                 method=request.method,
@@ -228,55 +258,64 @@ class ArgosEmulator:
                 query=query,
                 headers={k.lower(): v for k, v in request.headers.items()},
                 received_at=time.monotonic(),
-                index=len(self.requests),
+                index=index,
             )
         )
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        task = asyncio.current_task()
+        assert task is not None  # aiohttp runs every handler in a task of its own
+        self._handlers.add(task)
         try:
             if self.latency:
                 await asyncio.sleep(self.latency)
-            response = await self._dispatch(request, handler, query)
+            response, fault = await self._dispatch(request, handler, query)
             if not response.prepared:
                 response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
+            self.responses.append(
+                RecordedResponse(index, response.status, fault, sent_at=time.monotonic())
+            )
             return response
         finally:
             self.in_flight -= 1
+            self._handlers.discard(task)
 
     async def _dispatch(
         self, request: web.Request, handler: _Handler, query: dict[str, str]
-    ) -> web.StreamResponse:
+    ) -> tuple[web.StreamResponse, str | None]:
+        """The response, and the name of the fault that shaped it (None for a normal one)."""
         if self.ip_allowlist is not None:
             peer = _normalize_ip(request.remote or "")
             if peer not in self.ip_allowlist:
-                return _json_error(
-                    403,
-                    {
-                        "Message": "User is not authorized to access this resource"
-                        " with an explicit deny"
-                    },
-                )
+                deny = {
+                    "Message": "User is not authorized to access this resource"
+                    " with an explicit deny"
+                }
+                return json_response(403, deny), None
         if not secrets.compare_digest(
             request.headers.get("x-api-key", "").encode(), self.api_key.encode()
         ):
-            return _json_error(403, {"message": "Forbidden"})
+            return json_response(403, {"message": "Forbidden"}), None
         ctx = self.faults.context(request.path, query, self._fault_state)
         # Keyed by id(): request keys would need web.RequestKey, which aiohttp 3.9 lacks.
         self._contexts[id(request)] = ctx
         try:
-            injected = await self.faults.respond(request, ctx)
-            if injected is not None:
-                return injected
-            return await handler(request)
+            response = await self.faults.respond(request, ctx)
+            if response is None:
+                response = await handler(request)
+            return response, ctx.fired[-1] if ctx.fired else None
         finally:
             del self._contexts[id(request)]
 
     async def _not_found(self, request: web.Request) -> web.StreamResponse:
-        return _json_error(404, {"message": "Not Found"})
+        return json_response(404, {"message": "Not Found"})
 
-    def _respond(self, body: bytes) -> web.Response:
+    def _respond(self, request: web.Request, body: bytes) -> web.Response:
         if self.response_byte_limit is not None and len(body) > self.response_byte_limit:
-            return _json_error(413, {"message": "Request Entity Too Large"})
+            return json_response(413, {"message": "Request Entity Too Large"})
+        ctx = self._contexts.get(id(request))
+        if ctx is not None:
+            body = self.faults.rewrite_body(body, ctx)
         return web.Response(body=body, content_type="application/json")
 
     def _encoded_item(self, pos: int, single: bool, request_type: str | None) -> bytes:
@@ -296,24 +335,24 @@ class ArgosEmulator:
         q = request.query
         request_type = q.get("request_type")
         if request_type is not None and request_type not in REQUEST_TYPES:
-            return _json_error(400, _BAD_QUERY)
+            return json_response(400, _BAD_QUERY)
         submission_id = q.get("submission_id")
         if submission_id is not None:
             pos = self.dataset.position.get(submission_id)
             if pos is None:
-                return self._respond(b'{"Items":[]}')
+                return self._respond(request, b'{"Items":[]}')
             piece = self._encoded_item(pos, True, request_type)
-            return self._respond(b'{"Items":[' + piece + b"]}")
+            return self._respond(request, b'{"Items":[' + piece + b"]}")
         try:
             page = self._build_page(q, request_type)
         except _BadQuery:
-            return _json_error(400, _BAD_QUERY)
+            return json_response(400, _BAD_QUERY)
         ctx = self._contexts[id(request)]
         page = self.faults.rewrite_page(page, ctx)
         body = b'{"Items":[' + b",".join(page.items) + b"]"
         if page.next_key is not None:
             body += b',"nextpageKey":' + msgspec.json.encode(page.next_key)
-        return self._respond(body + b"}")
+        return self._respond(request, body + b"}")
 
     def _build_page(self, q: Any, request_type: str | None) -> ListPage:
         count = _parse_count(q.get("count"))
@@ -391,7 +430,7 @@ class ArgosEmulator:
     async def _applicant(self, request: web.Request) -> web.StreamResponse:
         applicant_id = request.query.get("applicant_id")
         if not applicant_id:
-            return _json_error(400, _BAD_QUERY)
+            return json_response(400, _BAD_QUERY)
         out = []
         for pos in self.dataset.applicant_positions.get(applicant_id, ()):
             item = self.dataset.items[pos]
@@ -399,7 +438,7 @@ class ArgosEmulator:
             if "duplicated_information" in item:
                 entry["duplicated_information"] = item["duplicated_information"]
             out.append(entry)
-        return self._respond(msgspec.json.encode(out))
+        return self._respond(request, msgspec.json.encode(out))
 
 
 def _parse_count(raw: str | None) -> int:
@@ -411,9 +450,3 @@ def _parse_count(raw: str | None) -> int:
     if not 1 <= count <= MAX_COUNT:
         raise _BadQuery
     return count
-
-
-def _json_error(status: int, body: dict[str, str]) -> web.Response:
-    return web.Response(
-        status=status, body=msgspec.json.encode(body), content_type="application/json"
-    )

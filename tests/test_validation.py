@@ -1,0 +1,80 @@
+"""Bad input, over every public method: a clear error naming the argument, and no request."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from argos_async import ArgosClient
+from argos_async.testing import ArgosEmulator
+
+pytestmark = pytest.mark.anyio
+
+# The client is typed Any here: these calls break its signatures on purpose.
+Call = Callable[[Any], Any]
+
+
+def listing(error: type[Exception], **kwargs: Any) -> list[tuple[Call, type[Exception], str]]:
+    """One bad argument, for both listing methods; the error must name it."""
+    (name,) = kwargs
+
+    def call_with(method: str) -> Call:
+        return lambda client: getattr(client, method)(**kwargs)
+
+    return [(call_with(m), error, name) for m in ("iter_pages", "iter_submissions")]
+
+
+BAD: list[tuple[Call, type[Exception], str]] = [
+    *listing(ValueError, page_size=0),
+    *listing(ValueError, page_size=2001),
+    *listing(TypeError, page_size="10"),
+    *listing(TypeError, page_size=10.5),
+    *listing(ValueError, max_items=-1),
+    *listing(TypeError, max_items="5"),
+    *listing(ValueError, prefetch=2),
+    *listing(ValueError, request_type="passport"),
+    *listing(ValueError, email=""),
+    *listing(ValueError, userid="   "),
+    *listing(ValueError, start_date="2024-02-30"),
+    *listing(ValueError, start_date="yesterday"),
+    *listing(ValueError, end_date="2024/01/01"),
+    *listing(ValueError, deadline=0),
+    *listing(ValueError, deadline=-1.5),
+    *listing(ValueError, timeout=0),
+    *listing(ValueError, max_retries=-1),
+    *listing(ValueError, cursor="not-a-cursor"),
+    (
+        lambda c: c.iter_submissions(start_date="2024-03-02", end_date="2024-03-01"),
+        ValueError,
+        "end_date",
+    ),
+    (lambda c: c.iter_pages(start_date=datetime(2024, 1, 1)), TypeError, "start_date"),
+    (lambda c: c.iter_pages(email=42), TypeError, "email"),
+    (lambda c: c.get_submission(""), ValueError, "submission_id"),
+    (lambda c: c.get_submission(None), TypeError, "submission_id"),
+    (lambda c: c.get_submission(123), TypeError, "submission_id"),
+    (lambda c: c.get_submission("abc", request_type="all"), ValueError, "request_type"),
+    (lambda c: c.get_submission("abc", deadline=0), ValueError, "deadline"),
+    (lambda c: c.get_submission("abc", deadline=-1), ValueError, "deadline"),
+    (lambda c: c.get_submission("abc", timeout=-1), ValueError, "timeout"),
+    (lambda c: c.get_submission("abc", max_retries=1.5), TypeError, "max_retries"),
+    (lambda c: c.get_applicant_submissions(""), ValueError, "applicant_id"),
+    (lambda c: c.get_applicant_submissions(["a"]), TypeError, "applicant_id"),
+    (lambda c: c.get_applicant_submissions("a", deadline=0), ValueError, "deadline"),
+]
+
+
+@pytest.mark.parametrize(("call", "error", "name"), BAD)
+async def test_bad_arguments_raise_naming_the_argument_and_send_nothing(
+    call: Call, error: type[Exception], name: str
+) -> None:
+    async with ArgosEmulator(submissions=5, seed=1) as emu:
+        async with ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos:
+            with pytest.raises(error, match=name):
+                result = call(argos)
+                if isinstance(result, Awaitable):
+                    await result
+        assert emu.requests == []
