@@ -6,6 +6,7 @@ Start with ``ArgosClient``; see the README for a tour.
 __version__ = "0.1.0.dev0"
 
 from ._client import ArgosClient
+from ._fanout import Batch, BatchResult
 from ._protocol import DEFAULT_BASE_URL, LEGACY_BASE_URL
 from .errors import (
     APIConnectionError,
@@ -46,6 +47,8 @@ __all__ = [
     "ArgosError",
     "AuthenticationError",
     "BadRequestError",
+    "Batch",
+    "BatchResult",
     "CommentCode",
     "IdType",
     "KycResult",

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
 from contextlib import aclosing
 from datetime import date, datetime, timezone
 from types import TracebackType
 from typing import NamedTuple, TypeVar
 
 from . import _protocol as protocol
+from ._fanout import Batch, Keys
 from ._pagination import paginate
 from ._retry import Retrier, RetryBudget, RetryPolicy
 from ._transport import Transport
@@ -17,6 +18,7 @@ from .models import ApplicantSubmission, Page, PageKey, Submission
 
 DateArg = date | str | None
 T = TypeVar("T")
+V = TypeVar("V")
 
 
 class ArgosClient:
@@ -80,7 +82,6 @@ class ArgosClient:
             max_retries=protocol.check_int("max_retries", max_retries, minimum=0),
         )
         policy = RetryPolicy(
-            max_retries=self._defaults.max_retries,
             backoff_base=protocol.check_seconds("backoff_base", backoff_base),
             backoff_max=protocol.check_seconds("backoff_max", backoff_max),
             max_retry_after=protocol.check_seconds("max_retry_after", max_retry_after),
@@ -270,6 +271,152 @@ class ArgosClient:
             max_retries=max_retries,
         )
         return _flatten(pages)
+
+    # -----------------------------------------------------------------------------------------
+    # Fan-out.
+
+    def batch_get_submissions(
+        self,
+        ids: Keys,
+        *,
+        concurrency: int = 16,
+        ordered: bool = False,
+        fail_fast: bool = False,
+        buffer: int | None = None,
+        dedupe: bool = True,
+        request_type: str | None = None,
+        timeout: float | None = None,
+        deadline: float | None = None,
+        max_retries: int | None = None,
+    ) -> Batch[Submission]:
+        """Looks up many submissions, at most ``concurrency`` at a time; results stream back.
+
+        ``ids`` is any iterable or async iterable, read lazily: a million ids never become a
+        million tasks or results. Each result is a ``BatchResult(key, value, error)``; a
+        missing id carries ``NotFoundError`` and does not stop the batch. ``fail_fast=True``
+        raises the first error instead and cancels the rest. ``ordered=True`` delivers in
+        input order, holding at most ``buffer`` finished results (default: ``concurrency``)
+        while an earlier one is still running; unordered, ``buffer`` is how many results may
+        wait for the caller. With ``dedupe`` (the default), a repeated id is fetched and
+        answered once, at its first occurrence (the batch remembers every id it has seen);
+        turn it off for inputs known to be unique. A key that is not a non-empty str gets a
+        ``TypeError``/``ValueError`` result of its own. Iterate the batch directly, or inside
+        ``async with`` to release it the moment the block ends; leaving early cancels the
+        requests in flight. The other arguments are those of :meth:`get_submission`.
+        """
+        protocol.check_request_type(request_type)
+        options = self._options(timeout, deadline, max_retries)
+
+        async def fetch(submission_id: str) -> Submission:
+            return await self.get_submission(
+                submission_id,
+                request_type=request_type,
+                timeout=options.timeout,
+                deadline=options.deadline,
+                max_retries=options.max_retries,
+            )
+
+        return self._batch("ids", ids, fetch, concurrency, ordered, fail_fast, buffer, dedupe)
+
+    def batch_get_by_email(
+        self,
+        emails: Keys,
+        *,
+        concurrency: int = 16,
+        ordered: bool = False,
+        fail_fast: bool = False,
+        buffer: int | None = None,
+        dedupe: bool = True,
+        request_type: str | None = None,
+        page_size: int = protocol.MAX_PAGE_SIZE,
+        timeout: float | None = None,
+        deadline: float | None = None,
+        max_retries: int | None = None,
+    ) -> Batch[list[Submission]]:
+        """Every submission of each email address, following pagination per address.
+
+        Each result's value is a ``list[Submission]`` (empty for an address with none).
+        Takes the arguments of :meth:`batch_get_submissions`; ``page_size`` and the per-call
+        options apply to each page request. Pages are not read ahead here, so no more than
+        ``concurrency`` requests are ever in flight.
+        """
+        protocol.check_request_type(request_type)
+        protocol.check_page_size(page_size)
+        options = self._options(timeout, deadline, max_retries)
+
+        async def fetch(email: str) -> list[Submission]:
+            pages = self.iter_pages(
+                email=email,
+                request_type=request_type,
+                page_size=page_size,
+                prefetch=0,
+                timeout=options.timeout,
+                deadline=options.deadline,
+                max_retries=options.max_retries,
+            )
+            async with aclosing(pages):
+                return [item async for page in pages for item in page.items]
+
+        return self._batch("emails", emails, fetch, concurrency, ordered, fail_fast, buffer, dedupe)
+
+    def batch_get_applicants(
+        self,
+        applicant_ids: Keys,
+        *,
+        concurrency: int = 16,
+        ordered: bool = False,
+        fail_fast: bool = False,
+        buffer: int | None = None,
+        dedupe: bool = True,
+        timeout: float | None = None,
+        deadline: float | None = None,
+        max_retries: int | None = None,
+    ) -> Batch[list[ApplicantSubmission]]:
+        """:meth:`get_applicant_submissions` for many applicant ids; each value is a list.
+
+        Takes the arguments of :meth:`batch_get_submissions`.
+        """
+        options = self._options(timeout, deadline, max_retries)
+
+        async def fetch(applicant_id: str) -> list[ApplicantSubmission]:
+            return await self.get_applicant_submissions(
+                applicant_id,
+                timeout=options.timeout,
+                deadline=options.deadline,
+                max_retries=options.max_retries,
+            )
+
+        return self._batch(
+            "applicant_ids", applicant_ids, fetch, concurrency, ordered, fail_fast, buffer, dedupe
+        )
+
+    @staticmethod
+    def _batch(
+        argument: str,
+        keys: object,
+        fetch: Callable[[str], Awaitable[V]],
+        concurrency: object,
+        ordered: object,
+        fail_fast: object,
+        buffer: object,
+        dedupe: object,
+    ) -> Batch[V]:
+        if isinstance(keys, (str, bytes)) or not isinstance(keys, (Iterable, AsyncIterable)):
+            raise TypeError(
+                f"{argument} must be an iterable or async iterable of str, "
+                f"got {type(keys).__name__}"
+            )
+        limit = protocol.check_int("concurrency", concurrency, minimum=1)
+        return Batch(
+            keys,
+            fetch,
+            argument=argument,
+            concurrency=limit,
+            buffer=limit if buffer is None else protocol.check_int("buffer", buffer, minimum=0),
+            ordered=protocol.check_bool("ordered", ordered),
+            fail_fast=protocol.check_bool("fail_fast", fail_fast),
+            dedupe=protocol.check_bool("dedupe", dedupe),
+        )
 
     # -----------------------------------------------------------------------------------------
 

@@ -102,6 +102,12 @@ def check_int(name: str, value: object, *, minimum: int, maximum: int | None = N
     return value
 
 
+def check_bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
+    return value
+
+
 def check_seconds(name: str, value: object) -> float:
     """A positive, finite number of seconds (or of anything per second)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

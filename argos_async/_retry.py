@@ -21,8 +21,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Generator
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 import anyio
 import backoff
@@ -43,7 +44,6 @@ class RetryPolicy:
     """How a client retries. ``backoff_base`` is the first backoff delay before jitter, doubling
     up to ``backoff_max``; ``max_retry_after`` caps how long a 429 may make a call wait."""
 
-    max_retries: int = 5
     backoff_base: float = 0.5
     backoff_max: float = 30.0
     max_retry_after: float = 60.0
@@ -128,6 +128,21 @@ class Retrier:
         self.budget = budget
         self.gate = PauseGate()
         self.limiter = RateLimiter(max_requests_per_second) if max_requests_per_second else None
+        # Decorated once: wrapping per call costs more than a fast request. What differs per
+        # call travels as the argument (for the handlers) and in _current (for backoff's
+        # argument-less hooks: max_tries and the wait generator).
+        self._retrying = backoff.on_exception(
+            # backoff sends each failure into the wait generator; its stubs do not say so.
+            cast("Callable[..., Generator[float, None, None]]", self._waits),
+            APIError,
+            max_tries=lambda: _current.get().max_retries + 1,
+            giveup=lambda error: not protocol.is_retryable(error),
+            jitter=None,  # jitter is applied in _waits(), never to a Retry-After
+            on_backoff=self._log_retry,
+            on_giveup=self._give_up,
+            on_success=self._succeed,
+            raise_on_giveup=True,
+        )(self._once)
 
     async def call(
         self,
@@ -140,59 +155,42 @@ class Retrier:
     ) -> T:
         """Runs ``attempt`` until it succeeds or a failure is final; raises the last error with
         ``attempts`` set. ``deadline`` (seconds) bounds the whole call, waits included."""
-        end = None if deadline is None else time.monotonic() + deadline
-        state = _CallState(self, what=what, end=end, max_retries=max_retries)
+        call = _Call(
+            attempt,
+            what=what,
+            attempt_timeout=attempt_timeout,
+            deadline=deadline,
+            max_retries=max_retries,
+        )
+        token = _current.set(call)
+        try:
+            result: T = await self._retrying(call)
+            return result
+        finally:
+            _current.reset(token)
 
-        async def once() -> T:
-            state.tries += 1
-            await self.gate.wait(end)
-            if self.limiter is not None:
-                await self.limiter.acquire()
-            limit = attempt_timeout
-            if end is not None:
-                limit = min(attempt_timeout, end - time.monotonic())
-                if limit <= 0:
-                    raise APITimeoutError(f"{what}: the call's deadline of {deadline:g} s passed")
-            try:
-                return await attempt(limit, state.tries)
-            except APITimeoutError:
-                if end is not None and time.monotonic() >= end:
-                    raise APITimeoutError(
-                        f"{what}: the call's deadline of {deadline:g} s passed"
-                    ) from None
-                raise
+    async def _once(self, call: _Call[T]) -> T:
+        call.tries += 1
+        await self.gate.wait(call.end)
+        if self.limiter is not None:
+            await self.limiter.acquire()
+        limit = call.attempt_timeout
+        if call.end is not None:
+            limit = min(limit, call.end - time.monotonic())
+            if limit <= 0:
+                raise call.deadline_passed()
+        try:
+            return await call.attempt(limit, call.tries)
+        except APITimeoutError:
+            if call.end is not None and time.monotonic() >= call.end:
+                raise call.deadline_passed() from None
+            raise
 
-        retrying = backoff.on_exception(
-            # backoff sends each failure into the wait generator; its stubs do not say so.
-            cast("Callable[..., Generator[float, None, None]]", state.waits),
-            APIError,
-            max_tries=max_retries + 1,
-            giveup=lambda error: not protocol.is_retryable(error),
-            jitter=None,  # jitter is applied in waits(), never to a Retry-After
-            on_backoff=state.log_retry,
-            on_giveup=state.give_up,
-            on_success=state.succeed,
-            raise_on_giveup=True,
-        )(once)
-        result: T = await retrying()
-        return result
-
-
-class _CallState:
-    """What one call carries between its attempts."""
-
-    def __init__(self, retrier: Retrier, *, what: str, end: float | None, max_retries: int) -> None:
-        self.retrier = retrier
-        self.what = what
-        self.end = end
-        self.max_retries = max_retries
-        self.tries = 0
-        self.spent = 0
-
-    def waits(self) -> Generator[float, BaseException, None]:
+    def _waits(self) -> Generator[float, BaseException, None]:
         """backoff's wait generator: sent each retryable failure, yields the wait before the next
         attempt; returning instead makes backoff raise that failure at once."""
-        policy = self.retrier.policy
+        call = _current.get()
+        policy = self.policy
         delays = backoff.expo(base=2, factor=policy.backoff_base, max_value=policy.backoff_max)
         next(delays)  # backoff's generators start with a bare yield
         error = yield 0.0
@@ -202,35 +200,76 @@ class _CallState:
             is_429_wait = isinstance(error, RateLimitError) and error.retry_after is not None
             if is_429_wait and wait > policy.max_retry_after:
                 return  # the server asks for a longer pause than we accept: fail now
-            if self.end is not None and time.monotonic() + wait > self.end:
+            if call.end is not None and time.monotonic() + wait > call.end:
                 return  # the deadline would pass while waiting
-            budget = self.retrier.budget
-            if budget is not None:
-                cost = budget.withdraw(error)
+            if self.budget is not None:
+                cost = self.budget.withdraw(error)
                 if not cost:
-                    logger.warning("%s: retry budget exhausted, not retrying %s", self.what, error)
+                    logger.warning("%s: retry budget exhausted, not retrying %s", call.what, error)
                     return
-                self.spent += cost
+                call.spent += cost
             if isinstance(error, RateLimitError):
                 # Every request of the client waits out this 429, not only this call.
-                self.retrier.gate.close_until(time.monotonic() + wait)
+                self.gate.close_until(time.monotonic() + wait)
             error = yield wait
 
-    def log_retry(self, details: Any) -> None:
+    @staticmethod
+    def _log_retry(details: Any) -> None:
+        call: _Call[Any] = details["args"][0]
         logger.warning(
             "%s: %s; retry %d of %d in %.2f s",
-            self.what,
+            call.what,
             details["exception"],
             details["tries"],
-            self.max_retries,
+            call.max_retries,
             details["wait"],
         )
 
-    def give_up(self, details: Any) -> None:
+    @staticmethod
+    def _give_up(details: Any) -> None:
         error = details["exception"]
         if isinstance(error, APIError):
-            error.attempts = self.tries
+            error.attempts = details["args"][0].tries
 
-    def succeed(self, details: Any) -> None:
-        if self.retrier.budget is not None:
-            self.retrier.budget.deposit(self.spent or 1)
+    def _succeed(self, details: Any) -> None:
+        if self.budget is not None:
+            self.budget.deposit(details["args"][0].spent or 1)
+
+
+class _Call(Generic[T]):
+    """One call and what it carries between its attempts."""
+
+    __slots__ = (
+        "attempt",
+        "attempt_timeout",
+        "deadline",
+        "end",
+        "max_retries",
+        "spent",
+        "tries",
+        "what",
+    )
+
+    def __init__(
+        self,
+        attempt: Attempt[T],
+        *,
+        what: str,
+        attempt_timeout: float,
+        deadline: float | None,
+        max_retries: int,
+    ) -> None:
+        self.attempt = attempt
+        self.what = what
+        self.attempt_timeout = attempt_timeout
+        self.deadline = deadline
+        self.end = None if deadline is None else time.monotonic() + deadline
+        self.max_retries = max_retries
+        self.tries = 0
+        self.spent = 0
+
+    def deadline_passed(self) -> APITimeoutError:
+        return APITimeoutError(f"{self.what}: the call's deadline of {self.deadline:g} s passed")
+
+
+_current: ContextVar[_Call[Any]] = ContextVar("argos_async_retried_call")

@@ -8,6 +8,7 @@ from contextlib import aclosing
 from datetime import date
 
 import pytest
+from support import wait_until
 
 from argos_async import ArgosClient, PaginationError, Submission
 from argos_async.testing import ArgosEmulator, FaultPlan, RecordedRequest, RepeatKey
@@ -190,7 +191,7 @@ async def test_read_ahead_requests_page_k_plus_1_while_page_k_is_consumed_never_
             last = k == 5
             expected = k if last else k + 1
             # The request for page k+1 arrives while the caller still holds page k...
-            await wait_until(lambda n=expected: len(list_requests(emu)) >= n)
+            await wait_until(lambda: len(list_requests(emu)) >= expected)  # noqa: B023
             # ...and nothing runs further ahead than that.
             await asyncio.sleep(0.15)
             assert len(list_requests(emu)) == expected
@@ -208,15 +209,6 @@ async def test_prefetch_zero_requests_only_when_asked() -> None:
             await asyncio.sleep(0.05)
             assert len(list_requests(emu)) == k
         assert k == 4
-
-
-async def wait_until(condition: object, timeout: float = 5.0) -> None:
-    assert callable(condition)
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.005)
 
 
 # Leaving early. The autouse fixtures in conftest.py fail any of these tests that leaves a task

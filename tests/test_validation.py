@@ -64,6 +64,21 @@ BAD: list[tuple[Call, type[Exception], str]] = [
     (lambda c: c.get_applicant_submissions(""), ValueError, "applicant_id"),
     (lambda c: c.get_applicant_submissions(["a"]), TypeError, "applicant_id"),
     (lambda c: c.get_applicant_submissions("a", deadline=0), ValueError, "deadline"),
+    (lambda c: c.batch_get_submissions(["a"], concurrency=0), ValueError, "concurrency"),
+    (lambda c: c.batch_get_submissions(["a"], concurrency="8"), TypeError, "concurrency"),
+    (lambda c: c.batch_get_submissions("abc"), TypeError, "ids"),
+    (lambda c: c.batch_get_submissions(42), TypeError, "ids"),
+    (lambda c: c.batch_get_submissions(["a"], buffer=-1), ValueError, "buffer"),
+    (lambda c: c.batch_get_submissions(["a"], ordered="yes"), TypeError, "ordered"),
+    (lambda c: c.batch_get_submissions(["a"], fail_fast=1), TypeError, "fail_fast"),
+    (lambda c: c.batch_get_submissions(["a"], request_type="x"), ValueError, "request_type"),
+    (lambda c: c.batch_get_submissions(["a"], deadline=0), ValueError, "deadline"),
+    (lambda c: c.batch_get_by_email(["a@example.com"], concurrency=0), ValueError, "concurrency"),
+    (lambda c: c.batch_get_by_email(["a@example.com"], page_size=0), ValueError, "page_size"),
+    (lambda c: c.batch_get_by_email("a@example.com"), TypeError, "emails"),
+    (lambda c: c.batch_get_applicants(None), TypeError, "applicant_ids"),
+    (lambda c: c.batch_get_applicants(["a"], concurrency=-1), ValueError, "concurrency"),
+    (lambda c: c.batch_get_applicants(["a"], max_retries=-1), ValueError, "max_retries"),
 ]
 
 

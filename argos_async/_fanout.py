@@ -1,0 +1,218 @@
+"""Bounded-concurrency fan-out: many lookups, at most ``concurrency`` in flight, results as
+they complete (or in input order).
+
+Shape: a runner task owns an anyio task group with a fixed pool of ``concurrency`` workers.
+Its producer reads the input lazily and hands each key to a free worker through an unbuffered
+memory object stream, so no more than ``concurrency`` requests are ever in flight and no task
+is created per key, however long the input. Workers send their results down a bounded stream
+that the caller's iterator reads.
+
+Why a runner task: a task group must not stay open across the ``yield`` of an async generator
+(anyio forbids it: the caller's code would run inside the group's cancel scope). So the group
+lives in its own task, and the generator only reads a stream; leaving the loop (``break``, an
+error, cancellation) closes the generator, which cancels the runner and with it every
+in-flight request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Generic, TypeVar
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ._protocol import mask_text
+from .errors import ArgosError
+
+if sys.version_info < (3, 11):  # pragma: no cover - exercised on Python 3.10 only
+    from exceptiongroup import BaseExceptionGroup
+
+V = TypeVar("V")
+
+Keys = Iterable[str] | AsyncIterable[str]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult(Generic[V]):
+    """The outcome for one key: ``value`` when it succeeded, else ``error``."""
+
+    key: str
+    value: V | None = None
+    error: Exception | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the lookup succeeded."""
+        return self.error is None
+
+    def unwrap(self) -> V:
+        """The value, or the key's error raised."""
+        if self.error is not None:
+            raise self.error
+        return self.value  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        # Keys may be emails: keep them out of logs that print results.
+        outcome = f"error={self.error!r}" if self.error is not None else "ok"
+        return f"BatchResult(key={mask_text(str(self.key))!r}, {outcome})"
+
+
+class Batch(Generic[V]):
+    """Results of a batch lookup, streamed as they complete.
+
+    Iterate it once, either directly (``async for r in batch``) or, to release everything
+    the moment the block ends, inside ``async with batch as results: async for r in results``.
+    """
+
+    def __init__(
+        self,
+        keys: Keys,
+        fetch: Callable[[str], Awaitable[V]],
+        *,
+        argument: str,
+        concurrency: int,
+        buffer: int,
+        ordered: bool,
+        fail_fast: bool,
+        dedupe: bool,
+    ) -> None:
+        self._keys = keys
+        self._fetch = fetch
+        self._argument = argument
+        self._concurrency = concurrency
+        self._buffer = buffer
+        self._ordered = ordered
+        self._fail_fast = fail_fast
+        self._dedupe = dedupe
+        self._iterated = False
+        # Held only inside ``async with``: a plain ``async for`` must be the generator's sole
+        # owner, so that leaving the loop finalizes it (and cancels its requests) at once.
+        self._results: AsyncGenerator[BatchResult[V], None] | None = None
+
+    def __aiter__(self) -> AsyncGenerator[BatchResult[V], None]:
+        if self._iterated:
+            raise RuntimeError("a batch can be iterated only once")
+        self._iterated = True
+        return self._stream()
+
+    async def __aenter__(self) -> AsyncGenerator[BatchResult[V], None]:
+        self._results = self.__aiter__()
+        return self._results
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._results is not None:
+            results, self._results = self._results, None
+            await results.aclose()
+
+    async def _stream(self) -> AsyncGenerator[BatchResult[V], None]:
+        # In input order, a result may wait for earlier ones: the window bounds how many keys
+        # may be started but not yet delivered, which bounds the reorder buffer.
+        window = anyio.Semaphore(self._concurrency + self._buffer) if self._ordered else None
+        send, receive = anyio.create_memory_object_stream[tuple[int, BatchResult[V]]](self._buffer)
+        runner = asyncio.ensure_future(self._run(send, window))
+        try:
+            with receive:
+                waiting: dict[int, BatchResult[V]] = {}
+                next_index = 0
+                async for index, result in receive:
+                    if self._fail_fast and result.error is not None:
+                        raise result.error
+                    if window is None:
+                        yield result
+                        continue
+                    waiting[index] = result
+                    while next_index in waiting:
+                        ready = waiting.pop(next_index)
+                        next_index += 1
+                        window.release()
+                        yield ready
+            await runner  # raises what broke the batch: the input's exception, or a bug
+        finally:
+            if not runner.done():
+                runner.cancel()
+                await asyncio.wait({runner})
+            if not runner.cancelled():
+                # Leaving early: whatever the runner raised is moot, but must count as seen.
+                runner.exception()
+
+    async def _run(
+        self,
+        send: MemoryObjectSendStream[tuple[int, BatchResult[V]]],
+        window: anyio.Semaphore | None,
+    ) -> None:
+        seen: set[str] = set()
+        # Keys go to a fixed pool of `concurrency` workers through an unbuffered stream: the
+        # producer hands over the next key only when a worker is free, so the input is read
+        # no faster than it is worked through, and no task is created per key.
+        hand_over, take = anyio.create_memory_object_stream[tuple[int, str]](0)
+
+        async def work(
+            keys: MemoryObjectReceiveStream[tuple[int, str]],
+            results: MemoryObjectSendStream[tuple[int, BatchResult[V]]],
+        ) -> None:
+            async with keys, results:
+                async for index, key in keys:
+                    try:
+                        result = BatchResult(key, await self._fetch(key))
+                    except ArgosError as error:
+                        result = BatchResult(key, error=error)
+                    await results.send((index, result))
+
+        index = 0  # in the order keys are handed over: what ordered mode delivers by
+        position = 0  # in the input: what a bad key's error names
+
+        async def start(key: str) -> None:
+            nonlocal index, position
+            problem = _check_key(key, self._argument, position)
+            position += 1
+            if problem is None and self._dedupe:
+                if key in seen:
+                    # Answered at its first occurrence; a long run of repeats must not hog
+                    # the loop.
+                    await anyio.lowlevel.checkpoint()
+                    return
+                seen.add(key)
+            if window is not None:
+                await window.acquire()
+            if problem is not None:
+                await send.send((index, BatchResult(key, error=problem)))
+            else:
+                await hand_over.send((index, key))
+            index += 1
+
+        try:
+            async with send, anyio.create_task_group() as group:
+                with take:
+                    for _ in range(self._concurrency):
+                        group.start_soon(work, take.clone(), send.clone())
+                async with hand_over:  # closing it tells the workers there is no more
+                    if isinstance(self._keys, AsyncIterable):
+                        async for key in self._keys:
+                            await start(key)
+                    else:
+                        for key in self._keys:
+                            await start(key)
+        except BaseExceptionGroup as group_error:
+            # A bug in a worker, or the input's own exception: surface it as itself.
+            if len(group_error.exceptions) == 1:
+                raise group_error.exceptions[0] from None
+            raise
+
+
+def _check_key(key: object, argument: str, index: int) -> Exception | None:
+    """A per-key error for an element that cannot be a key (the batch goes on)."""
+    if not isinstance(key, str):
+        return TypeError(f"{argument}[{index}] must be a str, got {type(key).__name__}")
+    if not key.strip():
+        return ValueError(f"{argument}[{index}] must not be empty")
+    return None

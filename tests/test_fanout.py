@@ -1,0 +1,249 @@
+"""Batch lookups: bounded concurrency, lazy input, every key answered once, clean exits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+import pytest
+from support import wait_until
+
+from argos_async import ArgosClient, BatchResult, NotFoundError, Submission
+from argos_async._fanout import Batch
+from argos_async.testing import ArgosEmulator, FaultPlan, Status
+
+pytestmark = pytest.mark.anyio
+
+
+def client_for(emu: ArgosEmulator) -> ArgosClient:
+    return ArgosClient(api_key=emu.api_key, base_url=emu.url, backoff_base=0.001)
+
+
+def missing_id(n: int) -> str:
+    return f"missing{n:09d}"
+
+
+async def test_10000_ids_with_5_percent_missing_each_answered_exactly_once() -> None:
+    async with ArgosEmulator(submissions=9_500, seed=3, latency=0.001) as emu:
+        real = list(emu.dataset.ids)
+        ids = real + [missing_id(n) for n in range(500)]
+        ids = ids[::2] + ids[1::2]  # missing ones spread through the input
+        answered: dict[str, BatchResult[Submission]] = {}
+        async with client_for(emu) as argos:
+            async for result in argos.batch_get_submissions(ids, concurrency=32):
+                assert result.key not in answered
+                answered[result.key] = result
+        assert set(answered) == set(ids)
+        assert emu.max_in_flight <= 32
+        assert len(emu.requests) == 10_000
+    missing = {k for k, r in answered.items() if isinstance(r.error, NotFoundError)}
+    assert missing == {missing_id(n) for n in range(500)}
+    for key in real:
+        value = answered[key].unwrap()
+        assert value.submission_id == key
+
+
+async def test_the_server_never_sees_more_than_concurrency_requests() -> None:
+    async with ArgosEmulator(submissions=400, seed=3, latency=0.02) as emu:
+        async with client_for(emu) as argos:
+            results = [r async for r in argos.batch_get_submissions(emu.dataset.ids, concurrency=8)]
+        assert len(results) == 400
+        assert emu.max_in_flight == 8  # the bound is reached, and never passed
+
+
+async def test_ordered_mode_keeps_input_order() -> None:
+    async with ArgosEmulator(submissions=600, seed=4, latency=0.002) as emu:
+        ids = [*list(reversed(emu.dataset.ids)), "not-there-at-all"]
+        async with client_for(emu) as argos:
+            keys = [
+                r.key async for r in argos.batch_get_submissions(ids, concurrency=16, ordered=True)
+            ]
+    assert keys == ids
+
+
+async def test_repeated_keys_are_fetched_and_answered_once() -> None:
+    async with ArgosEmulator(submissions=50, seed=4) as emu:
+        a, b = emu.dataset.ids[:2]
+        async with client_for(emu) as argos:
+            keys = [r.key async for r in argos.batch_get_submissions([a, b, a, a, b], ordered=True)]
+        assert keys == [a, b]
+        assert sorted(r.query["submission_id"] for r in emu.requests) == sorted([a, b])
+
+
+async def test_bad_keys_get_their_own_error_and_the_batch_goes_on() -> None:
+    async with ArgosEmulator(submissions=50, seed=4) as emu:
+        keys: list[Any] = [emu.dataset.ids[0], "", None, 7]
+        async with client_for(emu) as argos:
+            results = [r async for r in argos.batch_get_submissions(keys, ordered=True)]
+    assert results[0].ok
+    assert isinstance(results[1].error, ValueError)
+    assert "ids[1]" in str(results[1].error)
+    assert isinstance(results[2].error, TypeError)
+    assert "ids[2]" in str(results[2].error)
+    assert isinstance(results[3].error, TypeError)
+
+
+async def test_fail_fast_raises_the_first_error_and_cancels_the_rest() -> None:
+    async with ArgosEmulator(submissions=2_000, seed=5, latency=0.05) as emu:
+        ids = [missing_id(0), *emu.dataset.ids]
+        async with client_for(emu) as argos:
+            with pytest.raises(NotFoundError, match="missing"):
+                async for _ in argos.batch_get_submissions(ids, concurrency=4, fail_fast=True):
+                    pass
+            seen = len(emu.requests)
+            await wait_until(lambda: emu.in_flight == 0)  # the requests in flight were cancelled
+            await asyncio.sleep(0.1)
+            assert len(emu.requests) == seen  # and nothing more was sent
+        assert seen < 20
+
+
+async def test_an_async_input_is_read_lazily() -> None:
+    pulled = 0
+
+    async def ids_from_a_queue(ids: list[str]) -> AsyncIterator[str]:
+        nonlocal pulled
+        for submission_id in ids:
+            pulled += 1
+            yield submission_id
+
+    async with ArgosEmulator(submissions=1_000, seed=6) as emu, client_for(emu) as argos:
+        for ordered in (False, True):
+            pulled = 0
+            consumed = 0
+            batch = argos.batch_get_submissions(
+                ids_from_a_queue(list(emu.dataset.ids)),
+                concurrency=8,
+                buffer=4,
+                ordered=ordered,
+            )
+            async with batch as results:
+                async for _ in results:
+                    consumed += 1
+                    await asyncio.sleep(0.001)  # a slow consumer
+                    assert pulled <= consumed + 8 + 4 + 1
+            assert consumed == 1_000
+
+
+async def test_break_cancels_in_flight_requests_and_leaves_nothing_behind() -> None:
+    async with ArgosEmulator(submissions=500, seed=7, latency=0.2) as emu:
+        async with client_for(emu) as argos:
+            async for _ in argos.batch_get_submissions(emu.dataset.ids, concurrency=16):
+                break
+            await wait_until(lambda: emu.in_flight == 0, timeout=1.0)
+            async with argos.batch_get_submissions(emu.dataset.ids, concurrency=16) as results:
+                async for _ in results:
+                    break
+            # Released when the block ended: the server sees the requests go well before
+            # they would have finished (0.2 s).
+            await wait_until(lambda: emu.in_flight == 0, timeout=0.1)
+        assert len(emu.requests) < 40
+
+
+async def test_an_error_in_the_callers_loop_cleans_up() -> None:
+    async with (
+        ArgosEmulator(submissions=200, seed=7, latency=0.05) as emu,
+        client_for(emu) as argos,
+    ):
+        with pytest.raises(ZeroDivisionError):
+            async with argos.batch_get_submissions(emu.dataset.ids) as results:
+                async for _ in results:
+                    _ = 1 / 0
+        await wait_until(lambda: emu.in_flight == 0, timeout=0.04)
+
+
+async def test_the_inputs_own_exception_surfaces_as_itself() -> None:
+    async def broken() -> AsyncIterator[str]:
+        yield "abc"
+        raise LookupError("the queue went away")
+
+    async with ArgosEmulator(submissions=20, seed=7) as emu, client_for(emu) as argos:
+        with pytest.raises(LookupError, match="queue went away"):
+            async for _ in argos.batch_get_submissions(broken()):
+                pass
+
+
+async def test_batch_by_email_follows_pagination_per_address() -> None:
+    async with ArgosEmulator(submissions=20_000, seed=8, page_byte_limit=60_000) as emu:
+        heavy = emu.dataset.heavy_email
+        light = emu.dataset.items[0]["email"]
+        nobody = "nobody@example.org"
+        async with client_for(emu) as argos:
+            results = {
+                r.key: r.unwrap()
+                async for r in argos.batch_get_by_email(
+                    [heavy, light, nobody], concurrency=2, page_size=150
+                )
+            }
+        assert emu.max_in_flight <= 2
+    assert [s.submission_id for s in results[heavy]] == emu.dataset.expected_ids(email=heavy)
+    assert len(results[heavy]) >= 400  # many pages for one address
+    assert [s.submission_id for s in results[light]] == emu.dataset.expected_ids(email=light)
+    assert results[nobody] == []
+
+
+async def test_batch_applicants() -> None:
+    async with ArgosEmulator(submissions=2_000, seed=9) as emu:
+        shared = emu.dataset.shared_applicant_ids[:5]
+        async with client_for(emu) as argos:
+            results = {r.key: r.unwrap() async for r in argos.batch_get_applicants(shared)}
+        for applicant_id in shared:
+            expected = [e["submission_id"] for e in emu.dataset.for_applicant(applicant_id)]
+            assert [a.submission_id for a in results[applicant_id]] == expected
+
+
+async def test_transient_faults_are_retried_inside_a_batch() -> None:
+    plan = FaultPlan([Status(503, path="/v3/submission", probability=0.2)], seed=2)
+    async with (
+        ArgosEmulator(submissions=300, seed=9, faults=plan) as emu,
+        client_for(emu) as argos,
+    ):
+        results = [r async for r in argos.batch_get_submissions(emu.dataset.ids)]
+    assert all(r.ok for r in results)
+    assert len(results) == 300
+
+
+async def test_result_repr_masks_email_keys() -> None:
+    result: BatchResult[list[Submission]] = BatchResult("ana.silva@example.com", [])
+    assert "ana.silva" not in repr(result)
+    assert "a***@example.com" in repr(result)
+
+
+async def test_a_batch_is_iterated_once() -> None:
+    async with ArgosEmulator(submissions=5, seed=1) as emu, client_for(emu) as argos:
+        batch = argos.batch_get_submissions(emu.dataset.ids)
+        assert [r async for r in batch]
+        with pytest.raises(RuntimeError, match="only once"):
+            batch.__aiter__()
+
+
+async def test_200000_keys_keep_about_concurrency_tasks_alive() -> None:
+    # The fan-out machinery alone, with a trivial lookup, so that the input can be large.
+    async def lookup(key: str) -> str:
+        await asyncio.sleep(0)
+        return key
+
+    def keys() -> AsyncIterator[str] | list[str]:
+        return (f"id{n}" for n in range(200_000))  # type: ignore[return-value]
+
+    batch = Batch(
+        keys(),
+        lookup,
+        argument="ids",
+        concurrency=32,
+        buffer=32,
+        ordered=False,
+        fail_fast=False,
+        dedupe=False,
+    )
+    most_tasks = 0
+    count = 0
+    async with aclosing(batch.__aiter__()) as results:
+        async for _ in results:
+            count += 1
+            if count % 1_000 == 0:
+                most_tasks = max(most_tasks, len(asyncio.all_tasks()))
+    assert count == 200_000
+    # 32 workers, the runner, the test's own task and anyio's runner task.
+    assert most_tasks <= 32 + 4
