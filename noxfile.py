@@ -43,4 +43,6 @@ def typecheck(session: nox.Session) -> None:
 def demo(session: nox.Session) -> None:
     """The main job against the built-in emulator: an export to demo.jsonl."""
     session.install("-e", ".")
-    session.run("python", "-m", "argos_async", "export", "--demo", "--out", "demo.jsonl")
+    session.run(
+        "python", "-m", "argos_async", "export", "--demo", "--out", "demo.jsonl", "--overwrite"
+    )

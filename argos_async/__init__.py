@@ -5,7 +5,9 @@ Start with ``ArgosClient``; see the README for a tour.
 
 __version__ = "0.1.0.dev0"
 
-from ._client import ArgosClient
+from ._backfill import Backfill, BackfillStats
+from ._checkpoint import CheckpointError
+from ._client import ArgosClient, ClientStats
 from ._fanout import Batch, BatchResult
 from ._protocol import DEFAULT_BASE_URL, LEGACY_BASE_URL
 from .errors import (
@@ -46,9 +48,13 @@ __all__ = [
     "ArgosClient",
     "ArgosError",
     "AuthenticationError",
+    "Backfill",
+    "BackfillStats",
     "BadRequestError",
     "Batch",
     "BatchResult",
+    "CheckpointError",
+    "ClientStats",
     "CommentCode",
     "IdType",
     "KycResult",

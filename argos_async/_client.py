@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
 from contextlib import aclosing
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from types import TracebackType
 from typing import NamedTuple, TypeVar
 
 from . import _protocol as protocol
+from ._backfill import Backfill, Window, windows_between
+from ._checkpoint import Checkpoint
 from ._fanout import Batch, Keys
 from ._pagination import paginate
 from ._retry import Retrier, RetryBudget, RetryPolicy
@@ -107,6 +110,11 @@ class ArgosClient:
     def __repr__(self) -> str:
         # Never the key.
         return f"ArgosClient(base_url={self.base_url!r})"
+
+    @property
+    def stats(self) -> ClientStats:
+        """How many requests this client has sent and how many of them were retries."""
+        return ClientStats(requests=self._retrier.attempts, retries=self._retrier.retries)
 
     async def __aenter__(self) -> ArgosClient:
         return self
@@ -419,6 +427,90 @@ class ArgosClient:
         )
 
     # -----------------------------------------------------------------------------------------
+    # Backfill.
+
+    def backfill(
+        self,
+        start_date: DateArg,
+        end_date: DateArg = None,
+        *,
+        shards: int = 8,
+        page_size: int = protocol.MAX_PAGE_SIZE,
+        checkpoint: str | os.PathLike[str] | None = None,
+        email: str | None = None,
+        userid: str | None = None,
+        request_type: str | None = None,
+        window_days: int = 1,
+        prefetch: int | None = None,
+        timeout: float | None = None,
+        deadline: float | None = None,
+        max_retries: int | None = None,
+    ) -> Backfill:
+        """Every submission created from ``start_date`` to ``end_date`` (inclusive; default
+        today, UTC), pulled as ``shards`` parallel listings of day windows and merged into one
+        stream: ``async for sub in argos.backfill(...)``, or ``.pages()`` for whole pages.
+
+        Windows of ``window_days`` days are taken from one queue, so a busy window never
+        leaves a shard idle. Memory stays bounded by ``shards`` x ``page_size`` x (1 +
+        read-ahead) however long the range: a shard waits until the caller takes its page.
+        Each submission comes exactly once, in no particular order across windows.
+
+        With ``checkpoint`` (a file path), the position of every window is saved atomically
+        after each page the caller has finished; running the same backfill again with the same
+        file resumes each window where it stopped and skips finished ones. A checkpoint made
+        for other arguments (range, window size, filters) raises ``ValueError`` before any
+        request. ``start_date=None`` lists everything as a single window. The other arguments
+        are those of :meth:`iter_pages`, applied to each window.
+        """
+        if start_date is None:
+            if end_date is not None:
+                raise ValueError("end_date needs a start_date")
+            windows = [Window("all", None, None)]
+        else:
+            first = protocol.to_date("start_date", start_date)
+            last = protocol.to_date("end_date", end_date) or datetime.now(timezone.utc).date()
+            assert first is not None
+            if last < first:
+                raise ValueError(f"end_date ({last}) is before start_date ({first})")
+            days = protocol.check_int("window_days", window_days, minimum=1)
+            windows = windows_between(first, last, days)
+        query = protocol.ListQuery.build(
+            email=email, userid=userid, request_type=request_type, page_size=page_size
+        )
+        shard_count = protocol.check_int("shards", shards, minimum=1, maximum=256)
+        ahead = self._prefetch if prefetch is None else protocol.check_prefetch(prefetch)
+        options = self._options(timeout, deadline, max_retries)
+        saved = None
+        if checkpoint is not None:
+            if not isinstance(checkpoint, (str, os.PathLike)):
+                raise TypeError(f"checkpoint must be a file path, got {type(checkpoint).__name__}")
+            arguments = {
+                "start_date": windows[0].start.isoformat() if windows[0].start else None,
+                "end_date": windows[-1].end.isoformat() if windows[-1].end else None,
+                "window_days": window_days,
+                # Digests, not the values: the file should not hold personal data.
+                "filters": query.fingerprint,
+            }
+            saved = Checkpoint.load_or_new(checkpoint, arguments)
+
+        def list_window(window: Window, cursor: str | None) -> AsyncGenerator[Page, None]:
+            return self.iter_pages(
+                email=query.email,
+                userid=query.userid,
+                start_date=window.start,
+                end_date=window.end,
+                request_type=query.request_type,
+                page_size=query.page_size,
+                cursor=cursor,
+                prefetch=ahead,
+                timeout=options.timeout,
+                deadline=options.deadline,
+                max_retries=options.max_retries,
+            )
+
+        return Backfill(windows, list_window, shards=shard_count, checkpoint=saved)
+
+    # -----------------------------------------------------------------------------------------
 
     def _options(
         self, timeout: float | None, deadline: float | None, max_retries: int | None
@@ -470,6 +562,14 @@ class ArgosClient:
             deadline=options.deadline,
             max_retries=options.max_retries,
         )
+
+
+@dataclass(frozen=True)
+class ClientStats:
+    """Counts since the client was created: requests sent (every attempt) and retries."""
+
+    requests: int
+    retries: int
 
 
 class _CallOptions(NamedTuple):

@@ -17,7 +17,6 @@ in-flight request.
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
@@ -27,10 +26,8 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._protocol import mask_text
+from ._tasks import single_errors, stop
 from .errors import ArgosError
-
-if sys.version_info < (3, 11):  # pragma: no cover - exercised on Python 3.10 only
-    from exceptiongroup import BaseExceptionGroup
 
 V = TypeVar("V")
 
@@ -138,12 +135,7 @@ class Batch(Generic[V]):
                         yield ready
             await runner  # raises what broke the batch: the input's exception, or a bug
         finally:
-            if not runner.done():
-                runner.cancel()
-                await asyncio.wait({runner})
-            if not runner.cancelled():
-                # Leaving early: whatever the runner raised is moot, but must count as seen.
-                runner.exception()
+            await stop(runner)
 
     async def _run(
         self,
@@ -190,7 +182,7 @@ class Batch(Generic[V]):
                 await hand_over.send((index, key))
             index += 1
 
-        try:
+        with single_errors():
             async with send, anyio.create_task_group() as group:
                 with take:
                     for _ in range(self._concurrency):
@@ -202,11 +194,6 @@ class Batch(Generic[V]):
                     else:
                         for key in self._keys:
                             await start(key)
-        except BaseExceptionGroup as group_error:
-            # A bug in a worker, or the input's own exception: surface it as itself.
-            if len(group_error.exceptions) == 1:
-                raise group_error.exceptions[0] from None
-            raise
 
 
 def _check_key(key: object, argument: str, index: int) -> Exception | None:

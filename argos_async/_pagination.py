@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 
+from ._tasks import stop
 from .errors import APIError, PaginationError, PayloadTooLargeError
 from .models import Page, PageKey
 
@@ -92,14 +93,4 @@ async def paginate(
         raise
     finally:
         if read_ahead is not None:
-            await _cancel(read_ahead)
-
-
-async def _cancel(task: asyncio.Task[Page]) -> None:
-    """Cancels the read-ahead and waits for it to end, without swallowing our own cancellation."""
-    task.cancel()
-    await asyncio.wait({task})
-    if not task.cancelled():
-        # It finished before the cancel landed: mark its outcome as seen so asyncio does not
-        # log "exception was never retrieved"; the caller has left and does not want it.
-        task.exception()
+            await stop(read_ahead)

@@ -1,4 +1,4 @@
-"""A one-line progress display on a terminal: items, pages, rate, elapsed (and ETA if known)."""
+"""A one-line progress display on a terminal: items, pages, rate, retries, ETA."""
 
 from __future__ import annotations
 
@@ -7,25 +7,19 @@ from typing import TextIO
 
 
 class Progress:
-    """Counts items and pages and redraws one status line at most ``per_second`` times a second.
+    """Redraws one status line at most ``per_second`` times a second.
 
-    Disabled (``enabled=False``, e.g. when stderr is not a terminal) it only counts, so the
-    summary is still right.
+    Disabled (``enabled=False``, e.g. when stderr is not a terminal) it draws nothing, but
+    ``summary()`` still works.
     """
 
-    def __init__(
-        self,
-        stream: TextIO,
-        *,
-        enabled: bool,
-        total: int | None = None,
-        per_second: float = 10.0,
-    ) -> None:
+    def __init__(self, stream: TextIO, *, enabled: bool, per_second: float = 10.0) -> None:
         self.items = 0
         self.pages = 0
+        self.retries = 0
+        self.fraction: float | None = None
         self._stream = stream
         self._enabled = enabled
-        self._total = total
         self._interval = 1.0 / per_second
         self._started = time.monotonic()
         self._drawn_at = float("-inf")
@@ -35,9 +29,11 @@ class Progress:
     def elapsed(self) -> float:
         return time.monotonic() - self._started
 
-    def advance(self, items: int, pages: int = 1) -> None:
-        self.items += items
-        self.pages += pages
+    def update(
+        self, *, items: int, pages: int, retries: int = 0, fraction: float | None = None
+    ) -> None:
+        """Sets the counts (totals so far); ``fraction`` of the work done, when it is known."""
+        self.items, self.pages, self.retries, self.fraction = items, pages, retries, fraction
         now = time.monotonic()
         if self._enabled and now - self._drawn_at >= self._interval:
             self._drawn_at = now
@@ -50,17 +46,20 @@ class Progress:
             self._stream.write("\n")
             self._stream.flush()
 
+    def rate(self) -> float:
+        elapsed = self.elapsed
+        return self.items / elapsed if elapsed > 0 else 0.0
+
     def line(self) -> str:
         elapsed = self.elapsed
-        rate = self.items / elapsed if elapsed > 0 else 0.0
         text = (
-            f"{self.items:,} items · {self.pages:,} pages · {rate:,.0f} items/s · {elapsed:.1f} s"
+            f"{self.items:,} items · {self.pages:,} pages · {self.rate():,.0f} items/s · "
+            f"{self.retries:,} retries · {elapsed:.1f} s"
         )
-        if self._total:
-            done = min(self.items / self._total, 1.0)
-            text = f"{done:6.1%} " + text
-            if rate > 0 and self.items < self._total:
-                text += f" · ETA {(self._total - self.items) / rate:.0f} s"
+        if self.fraction is not None:
+            text = f"{self.fraction:6.1%} · " + text
+            if 0 < self.fraction < 1:
+                text += f" · ETA {elapsed * (1 - self.fraction) / self.fraction:.0f} s"
         return text
 
     def _draw(self) -> None:

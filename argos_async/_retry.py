@@ -128,6 +128,8 @@ class Retrier:
         self.budget = budget
         self.gate = PauseGate()
         self.limiter = RateLimiter(max_requests_per_second) if max_requests_per_second else None
+        self.attempts = 0
+        self.retries = 0
         # Decorated once: wrapping per call costs more than a fast request. What differs per
         # call travels as the argument (for the handlers) and in _current (for backoff's
         # argument-less hooks: max_tries and the wait generator).
@@ -171,6 +173,7 @@ class Retrier:
 
     async def _once(self, call: _Call[T]) -> T:
         call.tries += 1
+        self.attempts += 1
         await self.gate.wait(call.end)
         if self.limiter is not None:
             await self.limiter.acquire()
@@ -211,6 +214,7 @@ class Retrier:
             if isinstance(error, RateLimitError):
                 # Every request of the client waits out this 429, not only this call.
                 self.gate.close_until(time.monotonic() + wait)
+            self.retries += 1
             error = yield wait
 
     @staticmethod

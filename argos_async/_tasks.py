@@ -1,0 +1,35 @@
+"""Two small pieces of task plumbing shared by the read-ahead, the fan-out and the backfill."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+if sys.version_info < (3, 11):  # pragma: no cover - exercised on Python 3.10 only
+    from exceptiongroup import BaseExceptionGroup
+
+
+async def stop(task: asyncio.Future[Any]) -> None:
+    """Cancels ``task`` unless it is done and waits for it to end, without swallowing a
+    cancellation of our own. Its outcome is then marked as seen, so that asyncio does not log
+    "exception was never retrieved" for work the caller has walked away from."""
+    if not task.done():
+        task.cancel()
+        await asyncio.wait({task})
+    if not task.cancelled():
+        task.exception()
+
+
+@contextmanager
+def single_errors() -> Iterator[None]:
+    """Re-raises a task group's group of one exception as that exception: the input's own
+    error or a bug should reach the caller as itself."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
