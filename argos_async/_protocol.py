@@ -402,7 +402,9 @@ def _repair_timestamps(value: Any, info: msgspec.inspect.Type) -> Any:
         for field in info.fields:
             if field.encode_name in value:
                 value[field.encode_name] = _repair_timestamps(value[field.encode_name], field.type)
-    elif isinstance(info, msgspec.inspect.ListType) and isinstance(value, list):
+    elif isinstance(info, (msgspec.inspect.ListType, msgspec.inspect.VarTupleType)) and isinstance(
+        value, list
+    ):
         return [_repair_timestamps(item, info.item_type) for item in value]
     elif isinstance(info, msgspec.inspect.UnionType):
         for member in info.types:

@@ -48,8 +48,8 @@ def test_seed_specific_submission_sample_decodes_field_by_field() -> None:
     kyc = sub.kyc
     assert kyc is not None
     assert kyc.result == KycResult.REJECTED
-    assert kyc.comment == ["Multiple invalid KYC attempts"]
-    assert kyc.comment_code == [CommentCode.TOO_MANY_RETRY]
+    assert kyc.comment == ("Multiple invalid KYC attempts",)
+    assert kyc.comment_code == (CommentCode.TOO_MANY_RETRY,)
     assert [a.attempt_cnt for a in kyc.attempts] == [1, 2, 3]
 
     first, second, third = kyc.attempts
@@ -62,8 +62,8 @@ def test_seed_specific_submission_sample_decodes_field_by_field() -> None:
         "identityNumber": "981112-1******",
     }
     assert first.verification_result == "fail"
-    assert first.retry_msg == ["Face compare failed: no matching face"]
-    assert first.retry_code == ["face_compare_fail"]
+    assert first.retry_msg == ("Face compare failed: no matching face",)
+    assert first.retry_code == ("face_compare_fail",)
     assert second.liveness_score == 98
     assert second.face_similarity_score is None
     assert second.verification_result == "success"
@@ -88,7 +88,7 @@ def test_placeholder_timestamps_in_the_docs_sample_do_not_fail_the_page() -> Non
     assert sub.data.first_name == "{first_name}"
     assert sub.data.id_type == IdType.DRIVERS_LICENSE
     assert sub.kyc is not None
-    assert sub.kyc.comment == ["Multiple invalid KYC attempts "]  # trailing space kept
+    assert sub.kyc.comment == ("Multiple invalid KYC attempts ",)  # trailing space kept
     assert [a.ocr_result for a in sub.kyc.attempts] == ["success"] * 3
     assert sub.kyc.attempts[0].id_barcode_result == "fail"
     assert sub.kyc.attempts[0].step1_time_1st is None
@@ -111,7 +111,7 @@ def test_unknown_fields_and_values_outside_the_known_sets_decode() -> None:
     assert sub.kyc is not None
     assert sub.kyc.result == "escalated"
     assert sub.kyc.result not in set(KycResult)
-    assert sub.kyc.comment_code == ["new_code"]
+    assert sub.kyc.comment_code == ("new_code",)
     assert sub.aml is not None
     assert sub.aml.current_status == "Under Review"
     assert sub.aml.current_status != AmlStatus.RED_FLAG
@@ -243,7 +243,7 @@ def test_every_model_decodes_a_rich_item_built_from_the_documented_fields() -> N
     assert sub.memo is not None
     assert sub.memo.updated_at == datetime(2024, 5, 4, 10, tzinfo=timezone.utc)
     assert sub.project_options is not None
-    assert sub.project_options.policy_accepted_id == ["passport"]
+    assert sub.project_options.policy_accepted_id == ("passport",)
     assert sub.projection is not None
     assert sub.projection.projection_name == "name_projection"
     assert sub.ocr is not None

@@ -1,0 +1,240 @@
+"""Every benchmark scenario, side by side with the peers, medians and ratios in markdown.
+
+Scenarios (the page server of ``pageserver.py`` runs in its own process throughout):
+
+a. stream 200,000 items at page_size 2000: items per second, each peer, ratio to the floor;
+b. peak RSS streaming 10,000 and 1,000,000 items, each peer in a fresh process;
+c. read-ahead: 20 ms server latency and 20 ms of (awaited) consumer work per page,
+   argos_async with prefetch on and off;
+d. fan-out: 5,000 lookups at concurrency 64 with 20 ms latency, floor and argos_async;
+e. backfill: 60 day windows at 50 ms page latency, 1 shard and 8 shards.
+
+Runs alternate between peers so that the machine's noise hits them alike. Run:
+``python benchmarks/run.py [--runs 3] [--only a,b,...]`` (or ``nox -s bench``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import peers
+from _harness import Stopwatch, median, table
+from pageserver import POOL, SEED
+
+from argos_async import ArgosClient
+from argos_async.testing import Dataset
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@contextmanager
+def page_server(*args: str) -> Iterator[str]:
+    """The page server in its own process; yields its URL."""
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(HERE, "pageserver.py"), *args],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line.startswith("listening on "):
+            raise RuntimeError(f"the page server did not start: {line!r}")
+        yield line.split()[-1]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def timed(expected: int, run: Callable[..., Coroutine[Any, Any, int]], *args: Any) -> float:
+    """Seconds that ``asyncio.run(run(*args))`` took; it must have seen ``expected`` items."""
+    with Stopwatch() as watch:
+        seen = asyncio.run(run(*args))
+    if seen != expected:
+        raise RuntimeError(f"expected {expected} items, saw {seen}")
+    return watch.seconds
+
+
+# --- scenarios ----------------------------------------------------------------------------
+
+
+def scenario_a(runs: int) -> tuple[str, dict[str, float]]:
+    items, page_size = 200_000, 2000
+    seconds: dict[str, list[float]] = {name: [] for name in peers.STREAMS}
+    with page_server("--items", str(items)) as url:
+        for _ in range(runs):
+            for name, stream in peers.STREAMS.items():
+                seconds[name].append(timed(items, stream, url, items, page_size))
+    rate = {name: items / median(s) for name, s in seconds.items()}
+    rows = [[name, f"{rate[name]:,.0f}", f"{rate[name] / rate['floor']:.2f}x"] for name in rate]
+    text = table(["client", "items/s", "vs floor"], rows)
+    return text, {
+        "a_vs_floor": rate["argos_async"] / rate["floor"],
+        "a_vs_httpx_pydantic": rate["argos_async"] / rate["httpx-pydantic"],
+        "a_raw_vs_fastest_client": rate["raw"] / max(r for n, r in rate.items() if n != "raw"),
+    }
+
+
+def _rss(peer: str, url: str, items: int) -> int:
+    result = subprocess.run(
+        [sys.executable, os.path.join(HERE, "peers.py"), "rss", peer, url, str(items)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    measured = json.loads(result.stdout)
+    if measured["items"] != items:
+        raise RuntimeError(f"{peer} saw {measured['items']} of {items} items")
+    return int(measured["max_rss_kb"])
+
+
+def scenario_b(runs: int) -> tuple[str, dict[str, float]]:
+    small, large = 10_000, 1_000_000
+    names = [name for name in peers.STREAMS if name != "raw"]
+    rss: dict[tuple[str, int], int] = {}
+    for items in (small, large):
+        with page_server("--items", str(items)) as url:
+            for name in names:
+                # Peak memory barely varies from run to run: one run each.
+                rss[(name, items)] = _rss(name, url, items)
+    rows = [
+        [
+            name,
+            f"{rss[(name, small)] / 1024:.0f}",
+            f"{rss[(name, large)] / 1024:.0f}",
+            f"{rss[(name, large)] / rss[(name, small)]:.2f}",
+        ]
+        for name in names
+    ]
+    text = table(["client", "MiB, 10k items", "MiB, 1M items", "ratio"], rows)
+    return text, {"b_rss_ratio": rss[("argos_async", large)] / rss[("argos_async", small)]}
+
+
+async def _consume(url: str, prefetch: int, work: float) -> int:
+    seen = 0
+    async with ArgosClient(api_key=peers.API_KEY, base_url=url, prefetch=prefetch) as client:
+        async for page in client.iter_pages(page_size=2000):
+            seen += len(page.items)
+            await asyncio.sleep(work)  # the caller's own awaited work: a database write, say
+    return seen
+
+
+def scenario_c(runs: int) -> tuple[str, dict[str, float]]:
+    pages, latency = 25, 0.020
+    seconds: dict[int, list[float]] = {1: [], 0: []}
+    with page_server("--items", str(pages * 2000), "--latency", str(latency)) as url:
+        for _ in range(runs):
+            for prefetch in seconds:
+                seconds[prefetch].append(timed(pages * 2000, _consume, url, prefetch, 0.020))
+    off = median(seconds[0])
+    rows = [
+        [f"prefetch={p}", f"{median(s):.2f}", f"{off / median(s):.2f}x"] for p, s in seconds.items()
+    ]
+    text = table(["argos_async", "seconds", "speed-up"], rows)
+    return text, {"c_speedup": off / median(seconds[1])}
+
+
+def scenario_d(runs: int) -> tuple[str, dict[str, float]]:
+    lookups, concurrency, latency = 5_000, 64, 0.020
+    ids = list(Dataset.generate(POOL, SEED).ids)[:lookups]
+    runners = {"floor": peers.floor_lookups, "argos_async": peers.argos_lookups}
+    seconds: dict[str, list[float]] = {name: [] for name in runners}
+    with page_server("--items", "1000", "--latency", str(latency)) as url:
+        for _ in range(runs):
+            for name, run in runners.items():
+                seconds[name].append(timed(lookups, run, url, ids, concurrency))
+    bound = concurrency / latency
+    rate = {name: lookups / median(s) for name, s in seconds.items()}
+    rows = [
+        [name, f"{r:,.0f}", f"{r / bound:.2f}", f"{r / rate['floor']:.2f}x"]
+        for name, r in rate.items()
+    ]
+    text = table(["client", "requests/s", f"of the {bound:,.0f}/s bound", "vs floor"], rows)
+    return text, {"d_vs_floor": rate["argos_async"] / rate["floor"]}
+
+
+async def _backfill(url: str, days: int, shards: int) -> int:
+    start = date(2025, 1, 1)
+    end = start + timedelta(days=days - 1)
+    seen = 0
+    async with ArgosClient(api_key=peers.API_KEY, base_url=url) as client:
+        async for page in client.backfill(start, end, shards=shards).pages():
+            seen += len(page.items)
+    return seen
+
+
+def scenario_e(runs: int) -> tuple[str, dict[str, float]]:
+    days, per_day, latency = 60, 300, 0.050
+    seconds: dict[int, list[float]] = {1: [], 8: []}
+    with page_server("--window-items", str(per_day), "--latency", str(latency)) as url:
+        for _ in range(runs):
+            for shards in seconds:
+                seconds[shards].append(timed(days * per_day, _backfill, url, days, shards))
+    one = median(seconds[1])
+    rows = [
+        [f"{n} shard(s)", f"{median(s):.2f}", f"{one / median(s):.1f}x"] for n, s in seconds.items()
+    ]
+    text = table(["backfill", "seconds", "speed-up"], rows)
+    return text, {"e_speedup": one / median(seconds[8])}
+
+
+SCENARIOS = {
+    "a": ("(a) stream 200,000 items, page_size 2000", scenario_a),
+    "b": ("(b) peak RSS, streaming 10,000 and 1,000,000 items", scenario_b),
+    "c": ("(c) read-ahead: 20 ms latency, 20 ms work per page, 25 pages", scenario_c),
+    "d": ("(d) fan-out: 5,000 lookups, concurrency 64, 20 ms latency", scenario_d),
+    "e": ("(e) backfill: 60 days at 50 ms page latency", scenario_e),
+}
+
+TARGETS = [
+    ("a_vs_floor", "(a) argos_async vs floor", ">=", 1.0),
+    ("a_vs_httpx_pydantic", "(a) argos_async vs httpx + pydantic", ">=", 4.0),
+    ("a_raw_vs_fastest_client", "(a) raw socket vs the fastest client", ">=", 2.0),
+    ("b_rss_ratio", "(b) argos_async RSS, 1M / 10k items", "<=", 1.25),
+    ("c_speedup", "(c) prefetch on vs off", ">=", 1.6),
+    ("d_vs_floor", "(d) argos_async fan-out vs floor", ">=", 0.95),
+    ("e_speedup", "(e) 8 shards vs 1", ">=", 6.0),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only", default="abcde", help="scenario letters, e.g. ad")
+    args = parser.parse_args()
+
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    print(
+        f"argos_async benchmarks, {stamp}; {platform.python_implementation()} "
+        f"{platform.python_version()}, {os.cpu_count()} cores, {platform.machine()}; "
+        f"median of {args.runs} runs\n"
+    )
+    measured: dict[str, float] = {}
+    for letter in args.only.replace(",", ""):
+        title, scenario = SCENARIOS[letter]
+        text, numbers = scenario(args.runs)
+        measured.update(numbers)
+        print(f"### {title}\n\n{text}\n", flush=True)
+
+    rows = []
+    for key, name, sense, goal in TARGETS:
+        if key in measured:
+            value = measured[key]
+            met = value >= goal if sense == ">=" else value <= goal
+            rows.append([name, f"{sense} {goal}", f"{value:.2f}", "yes" if met else "**no**"])
+    print("### Targets\n\n" + table(["ratio", "target", "measured", "met"], rows))
+
+
+if __name__ == "__main__":
+    main()
