@@ -26,7 +26,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._protocol import mask_text
-from ._tasks import single_errors, stop
+from ._tasks import receive_now_or_wait, send_now_or_wait, single_errors, stop
 from .errors import ArgosError
 
 V = TypeVar("V")
@@ -121,7 +121,11 @@ class Batch(Generic[V]):
             with receive:
                 waiting: dict[int, BatchResult[V]] = {}
                 next_index = 0
-                async for index, result in receive:
+                while True:
+                    try:
+                        index, result = await receive_now_or_wait(receive)
+                    except anyio.EndOfStream:
+                        break
                     if self._fail_fast and result.error is not None:
                         raise result.error
                     if window is None:
@@ -153,12 +157,16 @@ class Batch(Generic[V]):
             results: MemoryObjectSendStream[tuple[int, BatchResult[V]]],
         ) -> None:
             async with keys, results:
-                async for index, key in keys:
+                while True:
+                    try:
+                        index, key = await receive_now_or_wait(keys)
+                    except anyio.EndOfStream:
+                        return
                     try:
                         result = BatchResult(key, await self._fetch(key))
                     except ArgosError as error:
                         result = BatchResult(key, error=error)
-                    await results.send((index, result))
+                    await send_now_or_wait(results, (index, result))
 
         index = 0  # in the order keys are handed over: what ordered mode delivers by
         position = 0  # in the input: what a bad key's error names
@@ -177,9 +185,9 @@ class Batch(Generic[V]):
             if window is not None:
                 await window.acquire()
             if problem is not None:
-                await send.send((index, BatchResult(key, error=problem)))
+                await send_now_or_wait(send, (index, BatchResult(key, error=problem)))
             else:
-                await hand_over.send((index, key))
+                await send_now_or_wait(hand_over, (index, key))
             index += 1
 
         with single_errors():

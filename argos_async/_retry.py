@@ -142,7 +142,6 @@ class Retrier:
             jitter=None,  # jitter is applied in _waits(), never to a Retry-After
             on_backoff=self._log_retry,
             on_giveup=self._give_up,
-            on_success=self._succeed,
             raise_on_giveup=True,
         )(self._once)
 
@@ -164,14 +163,29 @@ class Retrier:
             deadline=deadline,
             max_retries=max_retries,
         )
-        token = _current.set(call)
         try:
-            result: T = await self._retrying(call)
-            return result
-        finally:
-            _current.reset(token)
+            # Most calls succeed at once: only a failure pays for backoff's machinery.
+            result = await self._once(call)
+        except APIError as error:
+            if not protocol.is_retryable(error) or max_retries == 0:
+                error.attempts = call.tries
+                raise
+            call.first_failure = error
+            token = _current.set(call)
+            try:
+                result = await self._retrying(call)
+            finally:
+                _current.reset(token)
+        if self.budget is not None:
+            # A success pays back what its retries cost, or one token if it needed none.
+            self.budget.deposit(call.spent or 1)
+        return result
 
     async def _once(self, call: _Call[T]) -> T:
+        if call.first_failure is not None:
+            # backoff's first try replays the failure of the attempt made before it took over.
+            failure, call.first_failure = call.first_failure, None
+            raise failure
         call.tries += 1
         self.attempts += 1
         await self.gate.wait(call.end)
@@ -235,10 +249,6 @@ class Retrier:
         if isinstance(error, APIError):
             error.attempts = details["args"][0].tries
 
-    def _succeed(self, details: Any) -> None:
-        if self.budget is not None:
-            self.budget.deposit(details["args"][0].spent or 1)
-
 
 class _Call(Generic[T]):
     """One call and what it carries between its attempts."""
@@ -248,6 +258,7 @@ class _Call(Generic[T]):
         "attempt_timeout",
         "deadline",
         "end",
+        "first_failure",
         "max_retries",
         "spent",
         "tries",
@@ -271,6 +282,7 @@ class _Call(Generic[T]):
         self.max_retries = max_retries
         self.tries = 0
         self.spent = 0
+        self.first_failure: APIError | None = None
 
     def deadline_passed(self) -> APITimeoutError:
         return APITimeoutError(f"{self.what}: the call's deadline of {self.deadline:g} s passed")

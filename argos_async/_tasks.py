@@ -1,4 +1,4 @@
-"""Two small pieces of task plumbing shared by the read-ahead, the fan-out and the backfill."""
+"""Small pieces of task plumbing shared by the read-ahead, the fan-out and the backfill."""
 
 from __future__ import annotations
 
@@ -6,10 +6,15 @@ import asyncio
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 if sys.version_info < (3, 11):  # pragma: no cover - exercised on Python 3.10 only
     from exceptiongroup import BaseExceptionGroup
+
+T = TypeVar("T")
 
 
 async def stop(task: asyncio.Future[Any]) -> None:
@@ -33,3 +38,23 @@ def single_errors() -> Iterator[None]:
         if len(group.exceptions) == 1:
             raise group.exceptions[0] from None
         raise
+
+
+# anyio's send() and receive() always pass through the event loop once, even when the item can
+# go at once; per lookup of a fan-out that doubles the loop's work. These go at once when they
+# can and fall back to waiting.
+
+
+async def send_now_or_wait(stream: MemoryObjectSendStream[T], item: T) -> None:
+    try:
+        stream.send_nowait(item)
+    except anyio.WouldBlock:
+        await stream.send(item)
+
+
+async def receive_now_or_wait(stream: MemoryObjectReceiveStream[T]) -> T:
+    """The next item; raises ``anyio.EndOfStream`` once the senders are gone."""
+    try:
+        return stream.receive_nowait()
+    except anyio.WouldBlock:
+        return await stream.receive()

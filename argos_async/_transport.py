@@ -7,6 +7,7 @@ It knows nothing about pages, models or retries: it sends one attempt and return
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Mapping
@@ -21,6 +22,12 @@ from .errors import APIConnectionError, APITimeoutError, ResponseTooLargeError
 USER_AGENT = f"argos-async/{__version__}"
 
 logger = logging.getLogger("argos_async")
+
+
+@functools.lru_cache(maxsize=64)
+def _timeout(seconds: float) -> aiohttp.ClientTimeout:
+    # Most calls share one timeout: build its object once, not per request.
+    return aiohttp.ClientTimeout(total=seconds)
 
 
 class Response(NamedTuple):
@@ -76,7 +83,7 @@ class Transport:
                 params=params,
                 headers={"x-api-key": self._api_key},
                 allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=timeout),
+                timeout=_timeout(timeout),
             ) as response:
                 body = await self._read(response)
                 result = Response(response.status, response.headers, body)
