@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s tests lint typecheck demo``."""
+"""Developer sessions: ``nox -s tests lint typecheck demo bench``."""
 
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on the package and the tests."""
-    session.install("-e", ".[test]", "mypy==2.4.1", "nox")
+    """mypy --strict on the package, tests, examples and benchmarks."""
+    session.install("-e", ".[test,bench]", "mypy==2.4.1", "nox", "exceptiongroup")
     session.run("mypy", "--strict")
 
 
@@ -46,3 +46,11 @@ def demo(session: nox.Session) -> None:
     session.run(
         "python", "-m", "argos_async", "export", "--demo", "--out", "demo.jsonl", "--overwrite"
     )
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Every benchmark scenario side by side with the peers (a few minutes on 2 cores)."""
+    session.install("-e", ".[bench]")
+    session.chdir("benchmarks")
+    session.run("python", "run.py", *session.posargs)

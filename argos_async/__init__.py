@@ -3,7 +3,7 @@
 Start with ``ArgosClient``; see the README for a tour.
 """
 
-__version__ = "0.1.0.dev0"
+__version__ = "0.1.0"
 
 from ._backfill import Backfill, BackfillStats
 from ._checkpoint import CheckpointError

@@ -23,7 +23,11 @@ async def stop(task: asyncio.Future[Any]) -> None:
     "exception was never retrieved" for work the caller has walked away from."""
     if not task.done():
         task.cancel()
-        await asyncio.wait({task})
+        # Shielded: under an anyio cancel scope, the cancellation that brought us here would be
+        # delivered again at this await and leave the task's outcome unseen. The task is
+        # cancelled, so it ends promptly.
+        with anyio.CancelScope(shield=True):
+            await asyncio.wait({task})
     if not task.cancelled():
         task.exception()
 

@@ -8,7 +8,9 @@ from collections import Counter
 from contextlib import aclosing
 from datetime import date
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
 
 from argos_async import ArgosClient, CheckpointError, ServerError
@@ -159,18 +161,42 @@ async def test_after_a_failure_the_same_checkpoint_finishes_the_job_exactly_once
     tmp_path: Path,
 ) -> None:
     checkpoint = tmp_path / "backfill.ckpt"
-    plan = FaultPlan([Status(500, at={40, 41})])
+    # Four failures in a row, two shards without read-ahead: one shard's retry fails as well,
+    # and the resumed run meets at most the two that are left, each retried once.
+    plan = FaultPlan([Status(500, at=range(40, 44))])
+    options: dict[str, Any] = {
+        "shards": 2,
+        "page_size": 40,
+        "prefetch": 0,
+        "checkpoint": checkpoint,
+    }
     async with ArgosEmulator(submissions=3_000, seed=12, faults=plan) as emu:
         seen: list[str] = []
         async with client_for(emu, max_retries=1) as argos:
             with pytest.raises(ServerError):
-                async for sub in argos.backfill(
-                    *YEAR, shards=2, page_size=40, checkpoint=checkpoint
-                ):
+                async for sub in argos.backfill(*YEAR, **options):
                     seen.append(sub.submission_id)
-            async for sub in argos.backfill(*YEAR, shards=2, page_size=40, checkpoint=checkpoint):
+            async for sub in argos.backfill(*YEAR, **options):
                 seen.append(sub.submission_id)
     assert sorted(seen) == sorted(emu.dataset.ids)
+
+
+async def test_cancelling_through_an_anyio_scope_leaves_nothing_behind() -> None:
+    # The consumer is cancelled by anyio (as Starlette cancels a streaming response) while
+    # shards wait to hand over pages; the autouse fixtures fail the test on any leaked task
+    # or unretrieved exception.
+    async with (
+        ArgosEmulator(submissions=3_000, seed=12, latency=0.001) as emu,
+        client_for(emu) as argos,
+    ):
+        for attempt in range(15):
+            with anyio.move_on_after(0.02 + attempt * 0.003):
+                async with aclosing(
+                    argos.backfill("2025-12-01", "2025-12-31", shards=2, page_size=5).pages()
+                ) as pages:
+                    async for _ in pages:
+                        await asyncio.sleep(0)
+        await asyncio.sleep(0.1)
 
 
 async def test_bad_backfill_arguments_fail_before_any_request(tmp_path: Path) -> None:

@@ -1,0 +1,258 @@
+"""The reconciliation worker recipe against the emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import date, timedelta
+from typing import Any
+
+import msgspec
+import pytest
+from support import wait_until
+
+from argos_async import ArgosClient, Submission
+from argos_async.testing import ArgosEmulator, Delay, FaultPlan, QuotaExceeded
+from examples.worker import MemoryStateStore, PassStats, Reconciler, SubmissionState
+
+pytestmark = pytest.mark.anyio
+
+TODAY = date(2025, 12, 31)  # the emulator's data set ends on this day
+LOOKBACK = 5
+FIRST_DAY = TODAY - timedelta(days=LOOKBACK - 1)
+
+
+class Recorder:
+    """An ``on_change`` that records its calls, and raises for the ids in ``failing``."""
+
+    def __init__(self, failing: set[str] | None = None) -> None:
+        self.calls: list[tuple[Submission, SubmissionState | None]] = []
+        self.failing = failing if failing is not None else set()
+
+    async def __call__(self, submission: Submission, previous: SubmissionState | None) -> None:
+        if submission.submission_id in self.failing:
+            raise RuntimeError("downstream is down")
+        self.calls.append((submission, previous))
+
+    def ids(self) -> list[str]:
+        return [s.submission_id for s, _ in self.calls]
+
+    def clear(self) -> None:
+        self.calls.clear()
+
+
+@asynccontextmanager
+async def argos_for(**emulator_options: Any) -> AsyncIterator[tuple[ArgosEmulator, ArgosClient]]:
+    options: dict[str, Any] = {"submissions": 3000, "seed": 12, **emulator_options}
+    async with (
+        ArgosEmulator(**options) as emu,
+        ArgosClient(api_key=emu.api_key, base_url=emu.url, backoff_base=0.001) as argos,
+    ):
+        yield emu, argos
+
+
+def reconciler(
+    argos: ArgosClient, store: MemoryStateStore, on_change: Recorder, **options: Any
+) -> Reconciler:
+    return Reconciler(
+        argos, store, on_change, lookback_days=LOOKBACK, today=lambda: TODAY, **options
+    )
+
+
+def window_ids(emu: ArgosEmulator) -> list[str]:
+    return emu.dataset.expected_ids(start_date=FIRST_DAY, end_date=TODAY)
+
+
+async def test_the_first_pass_reports_every_submission_in_the_window_once() -> None:
+    async with argos_for() as (emu, argos):
+        recorder, store = Recorder(), MemoryStateStore()
+        stats = await reconciler(argos, store, recorder, shards=3, page_size=7).run_once()
+    expected = window_ids(emu)
+    assert len(expected) > 20
+    assert sorted(recorder.ids()) == sorted(expected)  # each exactly once
+    assert all(previous is None for _, previous in recorder.calls)
+    assert stats == PassStats(FIRST_DAY, TODAY, seen=len(expected), changed=len(expected))
+    assert set(store.states) == set(expected)
+    # Nothing outside the window was asked for.
+    assert {r.query["start_date"] for r in emu.requests} <= {
+        (FIRST_DAY + timedelta(days=d)).isoformat() for d in range(LOOKBACK)
+    }
+
+
+async def test_a_second_pass_without_changes_reports_nothing() -> None:
+    async with argos_for() as (emu, argos):
+        recorder = Recorder()
+        worker = reconciler(argos, MemoryStateStore(), recorder)
+        await worker.run_once()
+        recorder.clear()
+        stats = await worker.run_once()
+    assert recorder.calls == []
+    assert stats.seen == len(window_ids(emu))
+    assert stats.changed == stats.failed == 0
+    assert worker.passes == 2
+    assert worker.last_stats == stats
+
+
+async def test_a_changed_submission_is_reported_with_its_previous_state() -> None:
+    async with argos_for() as (emu, argos):
+        recorder, store = Recorder(), MemoryStateStore()
+        worker = reconciler(argos, store, recorder)
+        await worker.run_once()
+        recorder.clear()
+        # What the store knew when this submission was still pending, before its decision.
+        changed_id = window_ids(emu)[4]
+        current = store.states[changed_id]
+        earlier = msgspec.structs.replace(
+            current, kyc_result="pending", kyc_result_at=None, updated_at=None
+        )
+        store.states[changed_id] = earlier
+        stats = await worker.run_once()
+    assert recorder.ids() == [changed_id]
+    submission, previous = recorder.calls[0]
+    assert previous == earlier
+    assert submission.kyc is not None
+    assert submission.kyc.result == current.kyc_result
+    assert stats.changed == 1
+    assert store.states[changed_id] == current
+
+
+async def test_a_failing_callback_leaves_the_submission_unacknowledged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with argos_for() as (emu, argos):
+        unlucky = window_ids(emu)[2]
+        recorder, store = Recorder(failing={unlucky}), MemoryStateStore()
+        worker = reconciler(argos, store, recorder)
+        with caplog.at_level(logging.ERROR, logger="examples.worker"):
+            first = await worker.run_once()
+        assert first.failed == 1
+        assert first.changed == len(window_ids(emu)) - 1
+        assert unlucky not in recorder.ids()
+        assert unlucky not in store.states
+        assert f"on_change failed for submission {unlucky}" in caplog.text
+
+        # Still failing: delivered again, and again not acknowledged.
+        recorder.clear()
+        again = await worker.run_once()
+        assert (again.failed, again.changed, recorder.ids()) == (1, 0, [])
+
+        # The downstream is back: delivered once more, then acknowledged for good.
+        recorder.failing.clear()
+        third = await worker.run_once()
+        assert recorder.ids() == [unlucky]
+        assert recorder.calls[0][1] is None
+        assert (third.failed, third.changed) == (0, 1)
+        recorder.clear()
+        await worker.run_once()
+        assert recorder.calls == []
+
+
+async def stop(task: asyncio.Task[None]) -> None:
+    """Cancels a ``run_forever`` task the way ``asyncio.run`` or a worker framework does."""
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_run_forever_runs_passes_until_cancelled() -> None:
+    async with argos_for(latency=0.002) as (emu, argos):
+        recorder = Recorder()
+        worker = reconciler(argos, MemoryStateStore(), recorder, page_size=5)
+        task = asyncio.create_task(worker.run_forever(0.01))
+        await wait_until(lambda: worker.passes >= 3)
+        await stop(task)
+        await wait_until(lambda: emu.in_flight == 0)
+    # Every submission once, however many passes ran.
+    assert sorted(recorder.ids()) == sorted(window_ids(emu))
+
+
+async def test_cancelling_run_forever_mid_pass_stops_it_cleanly() -> None:
+    async with argos_for(latency=0.05) as (emu, argos):
+        recorder = Recorder()
+        worker = reconciler(argos, MemoryStateStore(), recorder, shards=2, page_size=3)
+        task = asyncio.create_task(worker.run_forever(60))
+        await wait_until(lambda: len(recorder.calls) >= 3)
+        await stop(task)
+        assert worker.passes == 0  # it was stopped inside its first pass
+        await wait_until(lambda: emu.in_flight == 0)
+
+
+async def test_a_pass_that_hangs_is_cut_off_and_the_next_one_runs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The first list request hangs far beyond the pass timeout.
+    async with argos_for(faults=FaultPlan([Delay(30, at=1)])) as (emu, argos):
+        recorder = Recorder()
+        worker = reconciler(argos, MemoryStateStore(), recorder, shards=1)
+        with caplog.at_level(logging.WARNING, logger="examples.worker"):
+            task = asyncio.create_task(worker.run_forever(0.05, pass_timeout=0.3))
+            await wait_until(lambda: worker.passes >= 1)
+            await stop(task)
+        assert "reconciliation pass cancelled after 0.3 s" in caplog.text
+        assert sorted(recorder.ids()) == sorted(window_ids(emu))
+        await wait_until(lambda: emu.in_flight == 0)
+
+
+async def test_a_slow_callback_is_cut_off_by_the_pass_timeout() -> None:
+    async with argos_for() as (emu, argos):
+        slow_once = {window_ids(emu)[1]}
+
+        async def on_change(submission: Submission, previous: SubmissionState | None) -> None:
+            if submission.submission_id in slow_once:
+                slow_once.clear()
+                await asyncio.sleep(30)
+            await recorder(submission, previous)
+
+        recorder = Recorder()
+        worker = Reconciler(
+            argos,
+            MemoryStateStore(),
+            on_change,
+            lookback_days=LOOKBACK,
+            today=lambda: TODAY,
+            shards=2,
+            page_size=4,
+        )
+        task = asyncio.create_task(worker.run_forever(0.01, pass_timeout=0.2))
+        await wait_until(lambda: worker.passes >= 1)
+        await stop(task)
+    assert sorted(recorder.ids()) == sorted(window_ids(emu))
+
+
+async def test_a_failed_pass_is_logged_and_the_loop_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with argos_for(faults=FaultPlan([QuotaExceeded(at=1)])) as (emu, argos):
+        recorder = Recorder()
+        worker = reconciler(argos, MemoryStateStore(), recorder, shards=2)
+        with caplog.at_level(logging.ERROR, logger="examples.worker"):
+            task = asyncio.create_task(worker.run_forever(0.01))
+            await wait_until(lambda: worker.passes >= 1)
+            await stop(task)
+        assert "reconciliation pass failed" in caplog.text
+        assert "Limit Exceeded" in caplog.text
+        assert emu.api_key not in caplog.text
+        assert sorted(recorder.ids()) == sorted(window_ids(emu))
+
+
+def test_states_round_trip_through_json_for_a_persistent_store() -> None:
+    state = SubmissionState(kyc_result="approved", aml_status="completed")
+    data = msgspec.json.encode(state)
+    assert msgspec.json.decode(data, type=SubmissionState) == state
+
+
+async def test_bad_arguments_are_refused() -> None:
+    async with argos_for(submissions=10) as (_, argos):
+        with pytest.raises(ValueError, match="lookback_days"):
+            Reconciler(argos, MemoryStateStore(), Recorder(), lookback_days=0)
+        with pytest.raises(ValueError, match="shards"):
+            Reconciler(argos, MemoryStateStore(), Recorder(), shards=0)
+        with pytest.raises(ValueError, match="page_size"):
+            Reconciler(argos, MemoryStateStore(), Recorder(), page_size=2001)
+        worker = reconciler(argos, MemoryStateStore(), Recorder())
+        with pytest.raises(ValueError, match="interval"):
+            await worker.run_forever(0)
+        with pytest.raises(ValueError, match="pass_timeout"):
+            await worker.run_forever(1, pass_timeout=0)
