@@ -14,7 +14,7 @@ from . import _protocol as protocol
 from ._backfill import Backfill, Window, windows_between
 from ._checkpoint import Checkpoint
 from ._fanout import Batch, Keys
-from ._pagination import paginate
+from ._pagination import Fetched, paginate
 from ._retry import Retrier, RetryBudget, RetryPolicy
 from ._transport import Transport
 from .models import ApplicantSubmission, Page, PageKey, Submission
@@ -222,20 +222,24 @@ class ArgosClient:
         start = None if cursor is None else protocol.decode_cursor(cursor, query.fingerprint)
         options = self._options(timeout, deadline, max_retries)
 
-        def decode(body: bytes) -> Page:
-            return protocol.decode_page(body, query.fingerprint)
+        def scan(body: bytes) -> Fetched:
+            return Fetched(body, *protocol.scan_page(body))
 
-        async def fetch(after: PageKey | None, count: int) -> Page:
+        async def fetch(after: PageKey | None, count: int) -> Fetched:
             return await self._call(
                 protocol.SUBMISSION_PATH,
                 query.params(after, count),
-                decode,
+                scan,
                 options,
                 query.personal_values(),
             )
 
+        def decode(fetched: Fetched) -> Page:
+            return protocol.decode_page(fetched.body, query.fingerprint)
+
         return paginate(
             fetch,
+            decode,
             page_size=query.page_size,
             start=start,
             start_cursor=cursor,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import NamedTuple
 
 from ._tasks import stop
 from .errors import APIError, PaginationError, PayloadTooLargeError
@@ -18,12 +19,25 @@ from .models import Page, PageKey
 
 logger = logging.getLogger("argos_async")
 
-FetchPage = Callable[[PageKey | None, int], Awaitable[Page]]
+
+class Fetched(NamedTuple):
+    """A page as received: known to be whole and of the documented envelope, not decoded yet."""
+
+    body: bytes
+    next_key: PageKey | None
+    item_count: int
+
+
+FetchPage = Callable[[PageKey | None, int], Awaitable[Fetched]]
 """Fetches the page after a key (``None``: the first page) holding at most ``count`` items."""
+
+DecodePage = Callable[[Fetched], Page]
+"""Builds the page's Structs."""
 
 
 async def paginate(
     fetch: FetchPage,
+    decode: DecodePage,
     *,
     page_size: int,
     start: PageKey | None = None,
@@ -38,16 +52,19 @@ async def paginate(
     set, the last requests ask for no more than the items still wanted, so every page ends
     exactly where its cursor resumes. An ``APIError`` raised mid-listing carries ``cursor``,
     the resume point after the last page delivered.
+
+    A page is decoded only once the request for the next one is on its way: the decoding then
+    overlaps that request's latency instead of adding to it.
     """
     remaining = max_items
     seen: set[PageKey] = set() if start is None else {start}
     resume_from = start_cursor
-    read_ahead: asyncio.Task[Page] | None = None
+    read_ahead: asyncio.Task[Fetched] | None = None
 
     def count() -> int:
         return page_size if remaining is None else min(page_size, remaining)
 
-    async def fetch_fitting(after: PageKey | None) -> Page:
+    async def fetch_fitting(after: PageKey | None) -> Fetched:
         # 413: the page would exceed the server's response limit. Ask again for half as many
         # items from the same key, and keep the smaller size for the pages that follow.
         nonlocal page_size
@@ -64,9 +81,9 @@ async def paginate(
     try:
         if remaining == 0:
             return
-        page = await fetch_fitting(start)
+        fetched = await fetch_fitting(start)
         while True:
-            next_key = page.next_key
+            next_key = fetched.next_key
             if next_key is not None:
                 if next_key in seen:
                     raise PaginationError(
@@ -75,19 +92,22 @@ async def paginate(
                     )
                 seen.add(next_key)
             if remaining is not None:
-                remaining = max(0, remaining - len(page.items))
+                remaining = max(0, remaining - fetched.item_count)
             more = next_key is not None and remaining != 0
             if more and prefetch:
                 read_ahead = asyncio.ensure_future(fetch_fitting(next_key))
+                # Let it send its request before the decoding below keeps the loop busy.
+                await asyncio.sleep(0)
+            page = decode(fetched)
             yield page
             resume_from = page.cursor
             if not more:
                 return
             if read_ahead is not None:
-                page = await read_ahead
+                fetched = await read_ahead
                 read_ahead = None
             else:
-                page = await fetch_fitting(next_key)
+                fetched = await fetch_fitting(next_key)
     except APIError as exc:
         exc.cursor = resume_from
         raise

@@ -329,6 +329,14 @@ class _Envelope(msgspec.Struct, gc=False):
 
 
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
+
+
+class _Scan(msgspec.Struct, gc=False):
+    items: list[msgspec.Raw] = msgspec.field(name="Items")
+    next_key: PageKey | None = msgspec.field(default=None, name="nextpageKey")
+
+
+_scan_decoder = msgspec.json.Decoder(_Scan)
 _applicants_decoder = msgspec.json.Decoder(list[ApplicantSubmission])
 
 
@@ -338,6 +346,21 @@ def decode_page(body: bytes, fingerprint: str) -> Page:
     next_key = envelope.next_key
     cursor = encode_cursor(next_key, fingerprint) if next_key is not None else None
     return Page(items=envelope.items, next_key=next_key, cursor=cursor, body=body)
+
+
+def scan_page(body: bytes) -> tuple[PageKey | None, int]:
+    """A list response's next key and item count, without building its items (about a
+    quarter of the cost of decoding them). A body cut off in transit fails here, inside the
+    request's retries."""
+    try:
+        scan = _scan_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise ResponseDecodeError(f"response does not match the documented shape: {exc}") from None
+    except msgspec.DecodeError:
+        raise ResponseDecodeError(
+            f"response body is not valid JSON ({len(body)} bytes; cut off?)", incomplete=True
+        ) from None
+    return scan.next_key, len(scan.items)
 
 
 def decode_single(body: bytes, submission_id: str) -> Submission:

@@ -5,17 +5,32 @@ from __future__ import annotations
 import asyncio
 from contextlib import aclosing
 
+import msgspec
 import pytest
 
 from argos_async import PaginationError, ServerError
-from argos_async._pagination import paginate
-from argos_async.models import Page, PageKey, Submission
+from argos_async._pagination import Fetched, paginate
+from argos_async._protocol import decode_page, scan_page
+from argos_async.models import Page, PageKey
 
 pytestmark = pytest.mark.anyio
 
 
 def key(name: str) -> PageKey:
     return PageKey(id=name, created_at=f"t-{name}")
+
+
+def fetched(ids: list[str], next_name: str | None) -> Fetched:
+    """A page as the server would send it, scanned as the client does."""
+    envelope: dict[str, object] = {"Items": [{"submission_id": i} for i in ids]}
+    if next_name:
+        envelope["nextpageKey"] = {"id": next_name, "created_at": f"t-{next_name}"}
+    body = msgspec.json.encode(envelope)
+    return Fetched(body, *scan_page(body))
+
+
+def decode(page: Fetched) -> Page:
+    return decode_page(page.body, "f")
 
 
 class Script:
@@ -25,20 +40,15 @@ class Script:
         self.pages = pages
         self.calls: list[tuple[PageKey | None, int]] = []
 
-    async def __call__(self, after: PageKey | None, count: int) -> Page:
+    async def __call__(self, after: PageKey | None, count: int) -> Fetched:
         self.calls.append((after, count))
         ids, next_name = self.pages[len(self.calls) - 1]
-        next_key = key(next_name) if next_name else None
-        return Page(
-            items=[Submission(submission_id=i) for i in ids[:count]],
-            next_key=next_key,
-            cursor=f"cursor-{next_name}" if next_name else None,
-        )
+        return fetched(ids[:count], next_name)
 
 
 async def collect(script: Script, **kwargs: object) -> list[str]:
     out: list[str] = []
-    async with aclosing(paginate(script, page_size=3, **kwargs)) as pages:  # type: ignore[arg-type]
+    async with aclosing(paginate(script, decode, page_size=3, **kwargs)) as pages:  # type: ignore[arg-type]
         async for page in pages:
             out.extend(s.submission_id for s in page.items)
     return out
@@ -59,7 +69,8 @@ async def test_a_repeated_key_anywhere_raises_with_the_last_good_cursor(names: l
     script = Script([(["x"], n) for n in names])
     with pytest.raises(PaginationError) as info:
         await collect(script, prefetch=0)
-    assert info.value.cursor == f"cursor-{names[-2]}"
+    assert info.value.cursor is not None
+    assert info.value.cursor == decode(fetched(["x"], names[-2])).cursor
     assert len(script.calls) == len(names)
 
 
@@ -82,25 +93,25 @@ async def test_max_items_zero_sends_nothing() -> None:
 
 
 async def test_an_error_mid_listing_carries_the_resume_cursor() -> None:
-    async def fetch(after: PageKey | None, count: int) -> Page:
+    async def fetch(after: PageKey | None, count: int) -> Fetched:
         if after is None:
-            return Page(items=[Submission(submission_id="a")], next_key=key("A"), cursor="c-A")
+            return fetched(["a"], "A")
         raise ServerError("Bad Gateway", status=502)
 
     with pytest.raises(ServerError) as info:
-        async with aclosing(paginate(fetch, page_size=1)) as pages:
+        async with aclosing(paginate(fetch, decode, page_size=1)) as pages:
             async for _ in pages:
                 pass
-    assert info.value.cursor == "c-A"
+    assert info.value.cursor == decode(fetched(["a"], "A")).cursor
 
 
 async def test_an_error_on_the_first_page_of_a_resumed_listing_keeps_the_start_cursor() -> None:
-    async def fetch(after: PageKey | None, count: int) -> Page:
+    async def fetch(after: PageKey | None, count: int) -> Fetched:
         raise ServerError("Internal server error", status=500)
 
     with pytest.raises(ServerError) as info:
         async with aclosing(
-            paginate(fetch, page_size=1, start=key("S"), start_cursor="c-S")
+            paginate(fetch, decode, page_size=1, start=key("S"), start_cursor="c-S")
         ) as pages:
             async for _ in pages:
                 pass
@@ -111,9 +122,9 @@ async def test_closing_early_cancels_the_read_ahead() -> None:
     started = asyncio.Event()
     cancelled = asyncio.Event()
 
-    async def fetch(after: PageKey | None, count: int) -> Page:
+    async def fetch(after: PageKey | None, count: int) -> Fetched:
         if after is None:
-            return Page(items=[Submission(submission_id="a")], next_key=key("A"), cursor="c")
+            return fetched(["a"], "A")
         started.set()
         try:
             await asyncio.sleep(30)
@@ -122,8 +133,26 @@ async def test_closing_early_cancels_the_read_ahead() -> None:
             raise
         raise AssertionError("not reached")
 
-    async with aclosing(paginate(fetch, page_size=1, prefetch=1)) as pages:
+    async with aclosing(paginate(fetch, decode, page_size=1, prefetch=1)) as pages:
         async for _ in pages:
             await asyncio.wait_for(started.wait(), 5)
             break
     assert cancelled.is_set()
+
+
+async def test_the_next_request_leaves_before_the_page_is_decoded() -> None:
+    events: list[str] = []
+
+    async def fetch(after: PageKey | None, count: int) -> Fetched:
+        events.append(f"fetch {after.id if after else 'first'}")
+        return fetched(["a"], None if after else "A")
+
+    def decode_noting(page: Fetched) -> Page:
+        events.append("decode")
+        return decode(page)
+
+    async with aclosing(paginate(fetch, decode_noting, page_size=1)) as pages:
+        async for _ in pages:
+            await asyncio.sleep(0)
+    # The request for page 2 went out before page 1 was decoded.
+    assert events == ["fetch first", "fetch A", "decode", "decode"]
