@@ -402,13 +402,29 @@ async def argos_lookups(url: str, ids: list[str], concurrency: int) -> int:
         return found
 
 
+def peak_rss_kb() -> int:
+    """This process's peak resident set, in KiB.
+
+    Linux keeps ``ru_maxrss`` across fork and exec, so a child started by a big parent reports
+    the parent's peak; ``VmHWM`` belongs to the process's own address space, made anew at exec.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def main(argv: list[str]) -> None:
-    if len(argv) != 4 or argv[0] != "rss" or argv[1] not in STREAMS:
-        raise SystemExit("usage: peers.py rss PEER URL ITEMS")
+    if len(argv) != 4 or argv[0] != "rss" or (argv[1] not in STREAMS and argv[1] != "idle"):
+        raise SystemExit("usage: peers.py rss PEER|idle URL ITEMS")
     peer, url, items = argv[1], argv[2], int(argv[3])
-    seen = asyncio.run(STREAMS[peer](url, items, 2000))
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    result: dict[str, Any] = {"items": seen, "max_rss_kb": rss}
+    # "idle" imports every peer's libraries and streams nothing: the baseline under the rest.
+    seen = items if peer == "idle" else asyncio.run(STREAMS[peer](url, items, 2000))
+    result: dict[str, Any] = {"items": seen, "max_rss_kb": peak_rss_kb()}
     print(json.dumps(result))
 
 

@@ -101,23 +101,36 @@ def _rss(peer: str, url: str, items: int) -> int:
 
 def scenario_b(runs: int) -> tuple[str, dict[str, float]]:
     small, large = 10_000, 1_000_000
-    names = [name for name in peers.STREAMS if name != "raw"]
+    names = ["idle"] + [name for name in peers.STREAMS if name != "raw"]
     rss: dict[tuple[str, int], int] = {}
     for items in (small, large):
         with page_server("--items", str(items)) as url:
             for name in names:
                 # Peak memory barely varies from run to run: one run each.
                 rss[(name, items)] = _rss(name, url, items)
+    idle = rss[("idle", small)]
     rows = [
         [
             name,
-            f"{rss[(name, small)] / 1024:.0f}",
-            f"{rss[(name, large)] / 1024:.0f}",
+            f"{rss[(name, small)] / 1024:.1f}",
+            f"{rss[(name, large)] / 1024:.1f}",
+            f"{(rss[(name, small)] - idle) / 1024:+.1f}",
+            f"{(rss[(name, large)] - idle) / 1024:+.1f}",
             f"{rss[(name, large)] / rss[(name, small)]:.2f}",
         ]
         for name in names
     ]
-    text = table(["client", "MiB, 10k items", "MiB, 1M items", "ratio"], rows)
+    text = table(
+        [
+            "client (idle: imports only)",
+            "MiB, 10k items",
+            "MiB, 1M items",
+            "over idle, 10k",
+            "over idle, 1M",
+            "ratio 1M / 10k",
+        ],
+        rows,
+    )
     return text, {"b_rss_ratio": rss[("argos_async", large)] / rss[("argos_async", small)]}
 
 
