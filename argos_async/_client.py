@@ -17,6 +17,7 @@ from ._fanout import Batch, Keys
 from ._pagination import Fetched, paginate
 from ._retry import Retrier, RetryBudget, RetryPolicy
 from ._transport import Transport
+from .errors import APIStatusError
 from .models import ApplicantSubmission, Page, PageKey, Submission
 
 DateArg = date | str | None
@@ -306,15 +307,18 @@ class ArgosClient:
         ``ids`` is any iterable or async iterable, read lazily: a million ids never become a
         million tasks or results. Each result is a ``BatchResult(key, value, error)``; a
         missing id carries ``NotFoundError`` and does not stop the batch. ``fail_fast=True``
-        raises the first error instead and cancels the rest. ``ordered=True`` delivers in
-        input order, holding at most ``buffer`` finished results (default: ``concurrency``)
-        while an earlier one is still running; unordered, ``buffer`` is how many results may
-        wait for the caller. With ``dedupe`` (the default), a repeated id is fetched and
-        answered once, at its first occurrence (the batch remembers every id it has seen);
-        turn it off for inputs known to be unique. A key that is not a non-empty str gets a
-        ``TypeError``/``ValueError`` result of its own. Iterate the batch directly, or inside
-        ``async with`` to release it the moment the block ends; leaving early cancels the
-        requests in flight. The other arguments are those of :meth:`get_submission`.
+        raises the first error instead and cancels the rest: the first to arrive, or with
+        ``ordered=True`` the first in input order, once every result before it has been
+        yielded. ``ordered=True`` delivers in input order, holding at most ``buffer`` finished
+        results (default: ``concurrency``) while an earlier one is still running, so no more
+        than ``buffer + 1`` lookups run ahead of the caller; unordered, ``buffer`` is how many
+        results may wait for the caller. With ``dedupe`` (the default), a repeated id is
+        fetched and answered once, at its first occurrence (the batch remembers every id it
+        has seen); turn it off for inputs known to be unique. A key that is not a non-empty
+        str gets a ``TypeError``/``ValueError`` result of its own. Iterate the batch directly,
+        or inside ``async with`` to release it the moment the block ends; leaving early
+        cancels the requests in flight. The other arguments are those of
+        :meth:`get_submission`.
         """
         protocol.check_request_type(request_type)
         options = self._options(timeout, deadline, max_retries)
@@ -462,10 +466,13 @@ class ArgosClient:
         With ``checkpoint`` (a file path), the position of every window is saved atomically
         after each page the caller has finished; running the same backfill again with the same
         file resumes each window where it stopped and skips finished ones. A checkpoint made
-        for other arguments (range, window size, filters) raises ``ValueError`` before any
-        request. ``start_date=None`` lists everything as a single window. The other arguments
-        are those of :meth:`iter_pages`, applied to each window.
+        for other arguments (range, window size, filters), damaged or unreadable raises
+        ``CheckpointError`` (a ``ValueError``) before any request. One checkpoint serves one
+        backfill at a time. ``start_date=None`` lists everything as a single window. The
+        other arguments are those of :meth:`iter_pages`, applied to each window.
         """
+        # Checked even where unused (no start_date): a bad argument is an error wherever.
+        days = protocol.check_int("window_days", window_days, minimum=1)
         if start_date is None:
             if end_date is not None:
                 raise ValueError("end_date needs a start_date")
@@ -476,7 +483,6 @@ class ArgosClient:
             assert first is not None
             if last < first:
                 raise ValueError(f"end_date ({last}) is before start_date ({first})")
-            days = protocol.check_int("window_days", window_days, minimum=1)
             windows = windows_between(first, last, days)
         query = protocol.ListQuery.build(
             email=email, userid=userid, request_type=request_type, page_size=page_size
@@ -557,7 +563,14 @@ class ArgosClient:
                     now=datetime.now(timezone.utc),
                     personal_values=personal_values,
                 )
-            return decode(response.body)
+            try:
+                return decode(response.body)
+            except APIStatusError as error:
+                # Decoding sees only the body: a lookup that matched nothing (a 200 with empty
+                # Items) gets the response's request id here, like every other error.
+                if error.request_id is None:
+                    error.request_id = protocol.header(response.headers, "x-amzn-RequestId")
+                raise
 
         return await self._retrier.call(
             attempt,

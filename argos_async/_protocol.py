@@ -36,7 +36,9 @@ from .errors import (
 from .models import ApplicantSubmission, Page, PageKey, RequestType, Submission
 
 DEFAULT_BASE_URL: Final = "https://rest-api.argosidentity.com"
+"""The API's current host, the client's default ``base_url`` (``ARGOS_BASE_URL`` overrides)."""
 LEGACY_BASE_URL: Final = "https://rest-api.argoskyc.com"
+"""The host of the original v3 documentation; serves the same API. Pass it as ``base_url``."""
 SUBMISSION_PATH: Final = "/v3/submission"
 APPLICANT_PATH: Final = "/v3/submission/applicant"
 MAX_PAGE_SIZE: Final = 2000
@@ -475,19 +477,28 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
-def error_message(body: bytes) -> str:
-    """The message an error body carries: ``message``, ``Message`` or ``errorCode``, else text."""
+MESSAGE_CHARS: Final = 200
+
+
+def error_message(body: bytes, known: Iterable[str] = ()) -> str:
+    """The message an error body carries: ``message``, ``Message`` or ``errorCode``, else text;
+    masked (see ``mask_text``), at most 200 characters."""
     try:
         document = msgspec.json.decode(body)
     except msgspec.DecodeError:
         document = None
+    text = ""
     if isinstance(document, dict):
         for key in ("message", "Message", "errorCode"):
             value = document.get(key)
             if isinstance(value, str) and value.strip():
-                return value.strip()
-    text = body.decode("utf-8", "replace").strip()
-    return " ".join(text.split())[:200] or "(empty body)"
+                text = value
+                break
+    if not text:
+        text = body[: BODY_EXCERPT_CHARS * 4].decode("utf-8", "replace")
+    # Masked before it is cut: an address cut in two would no longer be recognized.
+    text = " ".join(mask_text(text, known).split())
+    return text[:MESSAGE_CHARS] or "(empty body)"
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
@@ -529,7 +540,7 @@ def error_from_response(
 ) -> APIStatusError:
     """The exception for an error response. Message and body excerpt are masked."""
     known = tuple(personal_values)
-    message = mask_text(error_message(body), known)
+    message = error_message(body, known)
     excerpt = mask_text(body[: BODY_EXCERPT_CHARS * 4].decode("utf-8", "replace"), known)
     excerpt = excerpt[:BODY_EXCERPT_CHARS]
     request_id = header(headers, "x-amzn-RequestId")
@@ -551,6 +562,10 @@ def error_from_response(
             f"the API answered with a redirect ({status}), which the client does not follow",
             **common,
         )
+    if status == 503:
+        # RFC 9110 lets a 503 say how long the service expects to be down.
+        retry_after = parse_retry_after(header(headers, "Retry-After"), now)
+        return ServerError(message, retry_after=retry_after, **common)
     cls = _STATUS_ERRORS.get(status)
     if cls is None:
         cls = ServerError if status >= 500 else APIStatusError
@@ -587,12 +602,21 @@ def is_retryable(error: BaseException) -> bool:
     return False
 
 
+def server_wait(error: BaseException) -> float | None:
+    """The wait the server asked for with ``Retry-After`` on a 429 or a 503, if any. The daily
+    quota's time to reset is no such wait: that error is not retried."""
+    if isinstance(error, QuotaExceededError):
+        return None
+    if isinstance(error, (RateLimitError, ServerError)):
+        return error.retry_after
+    return None
+
+
 def retry_wait(error: BaseException, backoff_delay: float) -> float:
     """How long to wait before the next attempt: the server's ``Retry-After`` exactly (jitter
     must never make it shorter), else the jittered exponential backoff delay."""
-    if isinstance(error, RateLimitError) and error.retry_after is not None:
-        return error.retry_after
-    return backoff_delay
+    asked = server_wait(error)
+    return backoff_delay if asked is None else asked
 
 
 def masked_params(params: Mapping[str, str]) -> dict[str, str]:

@@ -5,13 +5,16 @@ the client's shared pause gate and rate limiter, sends an attempt bounded by the
 timeout and what is left of the call's deadline, and on a retryable failure waits and tries
 again. The loop is backoff's; the decisions are ours:
 
-- which failures are retried, and how long a 429's ``Retry-After`` makes us wait, come from
-  ``_protocol`` (pure functions);
+- which failures are retried, and how long a ``Retry-After`` (on a 429 or a 503) makes us
+  wait, come from ``_protocol`` (pure functions);
 - other waits are exponential with full jitter (backoff's ``expo`` and ``full_jitter``);
 - a ``Retry-After`` is never shortened by jitter, and one that exceeds ``max_retry_after`` or
   the call's deadline fails at once rather than sleeping past either;
-- a 429 closes the shared gate until its wait is over, so every concurrent request of the
-  client waits too instead of retrying into the same limit;
+- every response carrying a ``Retry-After`` closes the shared gate until that time, whether
+  or not its own call retries, so every request of the client waits too instead of running
+  into the same limit; a plain 429 is left to full jitter, which already spreads the retries;
+- an attempt that cannot be sent before the call's deadline (the gate or the rate limiter
+  would hold it past it) fails at once and books nothing;
 - every retry spends from a budget shared by the client (after botocore's retry quota), and
   successes pay it back, so during an outage a bulk job cannot multiply its load.
 """
@@ -29,7 +32,7 @@ import anyio
 import backoff
 
 from . import _protocol as protocol
-from .errors import APIError, APITimeoutError, RateLimitError
+from .errors import APIError, APIStatusError, APITimeoutError, RateLimitError
 
 T = TypeVar("T")
 
@@ -42,7 +45,8 @@ Attempt = Callable[[float, int], Awaitable[T]]
 @dataclass(frozen=True)
 class RetryPolicy:
     """How a client retries. ``backoff_base`` is the first backoff delay before jitter, doubling
-    up to ``backoff_max``; ``max_retry_after`` caps how long a 429 may make a call wait."""
+    up to ``backoff_max``; ``max_retry_after`` caps how long a ``Retry-After`` (on a 429 or a
+    503) may make a call wait, and how long it may pause the whole client."""
 
     backoff_base: float = 0.5
     backoff_max: float = 30.0
@@ -76,7 +80,8 @@ class RetryBudget:
 
 
 class PauseGate:
-    """Closed by a 429 until its wait is over; every attempt of the client passes it first."""
+    """Closed by a server's ``Retry-After`` until that time; every attempt of the client passes
+    it before it is sent."""
 
     def __init__(self) -> None:
         self.closed_until = 0.0
@@ -84,16 +89,17 @@ class PauseGate:
     def close_until(self, when: float) -> None:
         self.closed_until = max(self.closed_until, when)
 
-    async def wait(self, end: float | None) -> None:
-        """Waits until the gate opens; fails at once if it opens only after ``end``."""
+    def is_closed(self) -> bool:
+        return self.closed_until > time.monotonic()
+
+    async def wait(self, end: float | None) -> bool:
+        """Waits until the gate opens; returns False at once if it opens only after ``end``."""
         while (remaining := self.closed_until - time.monotonic()) > 0:
             if end is not None and self.closed_until > end:
-                raise RateLimitError(
-                    "the client is paused by a 429 beyond this call's deadline",
-                    retry_after=remaining,
-                )
-            # Loop: another 429 may have pushed the gate further while we slept.
+                return False
+            # Loop: another Retry-After may have pushed the gate further while we slept.
             await anyio.sleep(remaining)
+        return True
 
 
 class RateLimiter:
@@ -106,12 +112,15 @@ class RateLimiter:
         self.interval = 1.0 / per_second
         self._next_slot = 0.0
 
-    async def acquire(self) -> None:
-        now = time.monotonic()
-        slot = max(self._next_slot, now)
+    def book(self, end: float | None) -> float | None:
+        """Books the next free slot and returns its time; books nothing and returns None when
+        that slot comes only at or after ``end``, so that a call about to fail does not push
+        back every call queued behind it."""
+        slot = max(self._next_slot, time.monotonic())
+        if end is not None and slot >= end:
+            return None
         self._next_slot = slot + self.interval
-        if slot > now:
-            await anyio.sleep(slot - now)
+        return slot
 
 
 class Retrier:
@@ -138,11 +147,14 @@ class Retrier:
             cast("Callable[..., Generator[float, None, None]]", self._waits),
             APIError,
             max_tries=lambda: _current.get().max_retries + 1,
-            giveup=lambda error: not protocol.is_retryable(error),
+            giveup=lambda error: _current.get().final or not protocol.is_retryable(error),
             jitter=None,  # jitter is applied in _waits(), never to a Retry-After
             on_backoff=self._log_retry,
             on_giveup=self._give_up,
             raise_on_giveup=True,
+            # Ours are the log lines (on "argos_async", masked); backoff's own would add an
+            # ERROR for every failure a caller may well expect, naming StopIteration.
+            logger=None,
         )(self._once)
 
     async def call(
@@ -167,7 +179,7 @@ class Retrier:
             # Most calls succeed at once: only a failure pays for backoff's machinery.
             result = await self._once(call)
         except APIError as error:
-            if not protocol.is_retryable(error) or max_retries == 0:
+            if call.final or not protocol.is_retryable(error) or max_retries == 0:
                 error.attempts = call.tries
                 raise
             call.first_failure = error
@@ -186,22 +198,59 @@ class Retrier:
             # backoff's first try replays the failure of the attempt made before it took over.
             failure, call.first_failure = call.first_failure, None
             raise failure
-        call.tries += 1
-        self.attempts += 1
-        await self.gate.wait(call.end)
-        if self.limiter is not None:
-            await self.limiter.acquire()
+        await self._admit(call)
         limit = call.attempt_timeout
         if call.end is not None:
             limit = min(limit, call.end - time.monotonic())
             if limit <= 0:
-                raise call.deadline_passed()
+                raise call.expire("passed")
+        # Counted only now: an attempt stopped before it was sent reached no server.
+        call.tries += 1
+        self.attempts += 1
+        if call.tries > 1:
+            self.retries += 1
         try:
             return await call.attempt(limit, call.tries)
         except APITimeoutError:
             if call.end is not None and time.monotonic() >= call.end:
-                raise call.deadline_passed() from None
+                raise call.expire("passed") from None
             raise
+        except APIStatusError as error:
+            self._pause_for(error)
+            raise
+
+    async def _admit(self, call: _Call[Any]) -> None:
+        """Waits for the gate and a rate-limit slot; fails at once, booking nothing, when
+        either would hold the attempt past the call's deadline."""
+        while True:
+            if not await self.gate.wait(call.end):
+                call.final = True
+                raise RateLimitError(
+                    f"{call.what}: the client is paused by the server's Retry-After beyond "
+                    "this call's deadline",
+                    retry_after=self.gate.closed_until - time.monotonic(),
+                )
+            if self.limiter is None:
+                return
+            slot = self.limiter.book(call.end)
+            if slot is None:
+                raise call.expire("would pass before the client's rate limit lets it send")
+            delay = slot - time.monotonic()
+            if delay > 0:
+                await anyio.sleep(delay)
+            # A Retry-After that arrived while this attempt slept must hold it too.
+            if not self.gate.is_closed():
+                return
+
+    def _pause_for(self, error: APIStatusError) -> None:
+        """Closes the gate for the wait a response's ``Retry-After`` asked for, whether or not
+        its own call retries: the limit it reports is the client's, not one call's."""
+        asked = protocol.server_wait(error)
+        if asked is not None:
+            # Capped like a call's own wait: one absurd header (or a far-off HTTP-date) must
+            # not freeze a long-lived client for hours. The call that got it fails at once,
+            # and after the cap the next request asks the server again.
+            self.gate.close_until(time.monotonic() + min(asked, self.policy.max_retry_after))
 
     def _waits(self) -> Generator[float, BaseException, None]:
         """backoff's wait generator: sent each retryable failure, yields the wait before the next
@@ -214,8 +263,7 @@ class Retrier:
         while True:
             jittered = backoff.full_jitter(next(delays))
             wait = protocol.retry_wait(error, jittered)
-            is_429_wait = isinstance(error, RateLimitError) and error.retry_after is not None
-            if is_429_wait and wait > policy.max_retry_after:
+            if protocol.server_wait(error) is not None and wait > policy.max_retry_after:
                 return  # the server asks for a longer pause than we accept: fail now
             if call.end is not None and time.monotonic() + wait > call.end:
                 return  # the deadline would pass while waiting
@@ -225,10 +273,6 @@ class Retrier:
                     logger.warning("%s: retry budget exhausted, not retrying %s", call.what, error)
                     return
                 call.spent += cost
-            if isinstance(error, RateLimitError):
-                # Every request of the client waits out this 429, not only this call.
-                self.gate.close_until(time.monotonic() + wait)
-            self.retries += 1
             error = yield wait
 
     @staticmethod
@@ -238,7 +282,7 @@ class Retrier:
             "%s: %s; retry %d of %d in %.2f s",
             call.what,
             details["exception"],
-            details["tries"],
+            call.tries,
             call.max_retries,
             details["wait"],
         )
@@ -258,6 +302,7 @@ class _Call(Generic[T]):
         "attempt_timeout",
         "deadline",
         "end",
+        "final",
         "first_failure",
         "max_retries",
         "spent",
@@ -283,9 +328,13 @@ class _Call(Generic[T]):
         self.tries = 0
         self.spent = 0
         self.first_failure: APIError | None = None
+        self.final = False
+        """Set when no retry can help, however much of the budget and tries is left."""
 
-    def deadline_passed(self) -> APITimeoutError:
-        return APITimeoutError(f"{self.what}: the call's deadline of {self.deadline:g} s passed")
+    def expire(self, how: str) -> APITimeoutError:
+        """The error for a call whose deadline ``how`` ("passed", ...); it is not retried."""
+        self.final = True
+        return APITimeoutError(f"{self.what}: the call's deadline of {self.deadline:g} s {how}")
 
 
 _current: ContextVar[_Call[Any]] = ContextVar("argos_async_retried_call")

@@ -1,7 +1,10 @@
 """The one place that talks HTTP: an aiohttp session that sends one GET and returns the answer.
 
 It knows nothing about pages, models or retries: it sends one attempt and returns
-``(status, headers, body)``, turning aiohttp's exceptions into ours.
+``(status, headers, body)``, turning aiohttp's exceptions into ours. One retry does happen
+below it: aiohttp sends a GET again, once and at once, when the connection is reset or closed
+before the answer (RFC 9112's remedy for a keep-alive connection the server closed meanwhile),
+and has no public switch for it; a second failure comes up as one failed attempt.
 """
 
 from __future__ import annotations
@@ -77,6 +80,8 @@ class Transport:
         must not travel to another host."""
         session = self._open()
         started = time.perf_counter()
+        # Kept once they arrive, so that a body cut off still logs the response's request id.
+        received: Mapping[str, str] | None = None
         try:
             async with session.get(
                 path,
@@ -85,15 +90,19 @@ class Transport:
                 allow_redirects=False,
                 timeout=_timeout(timeout),
             ) as response:
+                received = response.headers
                 body = await self._read(response)
                 result = Response(response.status, response.headers, body)
         except asyncio.TimeoutError:
-            self._log(path, params, "timeout", started, attempt, None)
+            self._log(path, params, "timeout", started, attempt, received)
             raise APITimeoutError(f"GET {path} timed out after {timeout:.3g} s") from None
         except aiohttp.ClientError as exc:
-            self._log(path, params, type(exc).__name__, started, attempt, None)
+            self._log(path, params, type(exc).__name__, started, attempt, received)
             # aiohttp's message may name the URL and so the query's email: keep only the kind.
             raise APIConnectionError(f"GET {path} failed: {type(exc).__name__}") from None
+        except ResponseTooLargeError:
+            self._log(path, params, "oversized", started, attempt, received)
+            raise
         self._log(path, params, result.status, started, attempt, result.headers)
         return result
 
@@ -135,7 +144,7 @@ class Transport:
                 outcome,
                 (time.perf_counter() - started) * 1000,
                 attempt,
-                headers.get("x-amzn-RequestId") if headers is not None else None,
+                (headers.get("x-amzn-RequestId") if headers is not None else None) or "-",
             )
 
     async def aclose(self) -> None:

@@ -11,7 +11,7 @@ The hierarchy::
          │   ├─ PayloadTooLargeError  413 Request Entity Too Large
          │   ├─ RateLimitError        429 (.retry_after)
          │   │   └─ QuotaExceededError  429 "Limit Exceeded": the daily quota, reset 00:00 UTC
-         │   └─ ServerError           5xx
+         │   └─ ServerError           5xx (.retry_after on a 503)
          ├─ APIConnectionError      no answer: refused, reset, cut off mid-body
          │   └─ APITimeoutError       an attempt or a call's deadline ran out
          ├─ ResponseDecodeError     the body is not the documented shape (or was cut off)
@@ -47,19 +47,31 @@ class ArgosError(Exception):
 
 
 class APIError(ArgosError):
-    """A request to the Argos API failed.
-
-    ``attempts`` is how many times the request was sent before this error was given up on.
-    ``cursor`` is set when the error interrupted a listing: pass it as ``cursor=`` to resume
-    right after the last page that was delivered (``None`` means "from the start").
-    """
+    """A request to the Argos API failed."""
 
     attempts: int = 1
+    """How many times the request was sent before this error was given up on (0 when the
+    call's deadline or a client-wide pause ended it before anything was sent)."""
+
     cursor: str | None = None
+    """Set when the error interrupted a listing: pass it as ``cursor=`` to resume right after
+    the last page that was delivered (``None`` means "from the start")."""
 
 
 class APIStatusError(APIError):
     """The API answered with a status that means failure."""
+
+    status: int
+    """The HTTP status (200 for a lookup that matched nothing)."""
+
+    message: str
+    """The body's ``message``, ``Message`` or ``errorCode``, else its text; masked."""
+
+    request_id: str | None
+    """The ``x-amzn-RequestId`` of the response, to quote to Argos support."""
+
+    body: str
+    """The start of the response body (at most 500 characters), emails and user ids masked."""
 
     def __init__(
         self,
@@ -99,7 +111,11 @@ class PayloadTooLargeError(APIStatusError):
 
 
 class RateLimitError(APIStatusError):
-    """429: too many requests. ``retry_after`` is the server's wait in seconds, if it gave one."""
+    """429: too many requests."""
+
+    retry_after: float | None
+    """Seconds the server asked to wait (its ``Retry-After``), if it gave a wait; for the daily
+    quota, the seconds until it resets."""
 
     def __init__(
         self,
@@ -121,6 +137,21 @@ class QuotaExceededError(RateLimitError):
 class ServerError(APIStatusError):
     """5xx: the server or its gateway failed."""
 
+    retry_after: float | None
+    """Seconds a 503 asked to wait (its ``Retry-After``), if it gave a wait."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        request_id: str | None = None,
+        body: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status=status, request_id=request_id, body=body)
+        self.retry_after = retry_after
+
 
 class APIConnectionError(APIError):
     """No usable answer: the connection was refused, reset or cut off mid-body."""
@@ -131,11 +162,11 @@ class APITimeoutError(APIConnectionError):
 
 
 class ResponseDecodeError(APIError):
-    """The response body is not the shape the API documents.
+    """The response body is not the shape the API documents."""
 
-    ``incomplete`` is true when the body is not even valid JSON (most often cut off in
-    transit); such a response is retried.
-    """
+    incomplete: bool
+    """True when the body is not even valid JSON (most often cut off in transit); such a
+    response is retried."""
 
     def __init__(self, message: str, *, incomplete: bool = False) -> None:
         super().__init__(message)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import socket
+import traceback
 from typing import Any
 
 import pytest
@@ -10,13 +13,25 @@ import pytest
 from argos_async import (
     DEFAULT_BASE_URL,
     APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
     ArgosClient,
     AuthenticationError,
+    BadRequestError,
     KycResult,
     NotFoundError,
     PayloadTooLargeError,
+    RateLimitError,
 )
-from argos_async.testing import ArgosEmulator
+from argos_async.testing import (
+    ArgosEmulator,
+    Delay,
+    DropConnection,
+    FaultPlan,
+    Redirect,
+    Status,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -57,14 +72,25 @@ async def test_list_items_lack_the_single_only_fields() -> None:
     assert any(s.kyc is not None and s.kyc.result == KycResult.APPROVED for s in subs)
 
 
-async def test_unknown_submission_is_not_found() -> None:
+async def test_unknown_submission_is_not_found_with_the_responses_request_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="argos_async")
     async with (
         ArgosEmulator(submissions=10, seed=1) as emu,
         ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos,
     ):
         with pytest.raises(NotFoundError, match="zzzzzzzzzzzzzzzz") as info:
             await argos.get_submission("zzzzzzzzzzzzzzzz")
-        assert info.value.status == 200
+    error = info.value
+    assert error.status == 200
+    assert error.request_id is not None
+    assert re.fullmatch(r"[0-9a-f-]{36}", error.request_id)
+    assert f"(request id {error.request_id})" in str(error)
+    # The same id as the DEBUG line of that request: the one the emulator sent.
+    (line,) = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert " -> 200 in " in line
+    assert line.endswith(f" ms (attempt 1, request id {error.request_id})")
 
 
 async def test_applicant_submissions() -> None:
@@ -141,6 +167,78 @@ async def test_key_travels_only_in_the_header() -> None:
             assert request.headers["x-api-key"] == emu.api_key
             assert emu.api_key not in str(request.query)
             assert emu.api_key not in request.path
+
+
+SECRET = "sk-live-Zq8xVt3RmP0aLkW7"
+ERROR_KINDS = ["403", "429 over the cap", "dropped", "timeout", "refused", "redirect", "not found"]
+
+
+@pytest.mark.parametrize("kind", ERROR_KINDS)
+async def test_no_error_shows_the_key(kind: str) -> None:
+    """Neither the message, the repr, the body excerpt nor the formatted traceback (with its
+    chained causes) of any error the client raises holds the key."""
+    faults = {
+        "429 over the cap": Status(429, retry_after=600, path="/v3/submission"),
+        "dropped": DropConnection(path="/v3/submission"),
+        "timeout": Delay(5.0, path="/v3/submission"),
+    }
+    async with ArgosEmulator(submissions=10, seed=1, api_key=SECRET) as other:
+        fault = faults.get(kind)
+        if kind == "redirect":
+            fault = Redirect(other.url, path="/v3/submission")
+        plan = FaultPlan([] if fault is None else [fault])
+        async with ArgosEmulator(submissions=10, seed=1, api_key=SECRET, faults=plan) as emu:
+            key = "wrong-" + SECRET if kind == "403" else SECRET
+            url = f"http://127.0.0.1:{free_port()}" if kind == "refused" else emu.url
+            async with ArgosClient(
+                api_key=key, base_url=url, timeout=0.2, max_retries=1, backoff_base=0.001
+            ) as argos:
+                with pytest.raises(APIError) as info:
+                    await argos.get_submission(
+                        "zzzzzzzzzzzzzzzz" if kind == "not found" else emu.dataset.ids[0]
+                    )
+    error = info.value
+    expected: type[APIError] = {
+        "403": AuthenticationError,
+        "429 over the cap": RateLimitError,
+        "dropped": APIConnectionError,
+        "timeout": APITimeoutError,
+        "refused": APIConnectionError,
+        "redirect": APIStatusError,
+        "not found": NotFoundError,
+    }[kind]
+    assert isinstance(error, expected)
+    shown = [str(error), repr(error), "".join(traceback.format_exception(error))]
+    if isinstance(error, APIStatusError):
+        shown += [error.body, error.message]
+    for text in shown:
+        assert SECRET not in text
+        assert SECRET[3:12] not in text  # not even a piece of it
+
+
+async def test_error_bodies_echoing_the_query_are_masked() -> None:
+    async with ArgosEmulator(submissions=300, seed=9) as emu:
+        email = emu.dataset.heavy_email
+        userid = emu.dataset.for_email(email)[0]["userid"]
+    # The body echoes the queried user id and an email address. Emails are masked wherever
+    # they appear; a user id only where the client knows it is one: the query's.
+    plan = FaultPlan([Status(400, message=f"no access to submissions of {userid} ({email})")])
+    async with (
+        ArgosEmulator(submissions=300, seed=9, faults=plan) as emu,
+        ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos,
+    ):
+        with pytest.raises(BadRequestError) as info:
+            async for _ in argos.iter_submissions(userid=userid, page_size=10):
+                pass
+    error = info.value
+    for text in (error.message, error.body, str(error), repr(error)):
+        assert userid not in text
+        assert email not in text
+    assert (
+        error.message == f"no access to submissions of {userid[0]}*** ({email[0]}***@example.com)"
+    )
+    assert f"{userid[0]}***" in error.body
+    assert f"{email[0]}***@example.com" in error.body
 
 
 def test_configuration_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

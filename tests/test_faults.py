@@ -432,6 +432,47 @@ def test_parse_spec() -> None:
     assert repr(mixed) == "FaultPlan([Mixed(rate=0.2)], seed=9)"
 
 
+def test_parse_spec_expresses_every_fault_kind() -> None:
+    spec = ",".join(
+        [
+            *("400=0.1", "403=0.1", "413=0.1"),
+            "429-retry-date=0.1:3",
+            "503-retry-after=0.1:0.5",
+            "503-retry-date=0.1:2",
+            "quota=0.1",
+            "drop=0.1",
+            "truncate=0.1",
+            "truncate=0.1:0.25",
+            "slow=0.1:1.5",
+            "repeat-key=0.1",
+            "repeat-key=0.1:2",
+            "redirect=0.1:http://127.0.0.1:9",
+        ]
+    )
+    assert FaultPlan.parse(spec).faults == (
+        Status(status=400, probability=0.1),
+        Status(status=403, probability=0.1),
+        Status(status=413, probability=0.1),
+        Status(status=429, retry_after=3.0, http_date=True, probability=0.1),
+        Status(status=503, retry_after=0.5, probability=0.1),
+        Status(status=503, retry_after=2.0, http_date=True, probability=0.1),
+        QuotaExceeded(probability=0.1),
+        DropConnection(probability=0.1),
+        TruncateBody(probability=0.1),
+        TruncateBody(fraction=0.25, probability=0.1),
+        Delay(seconds=1.5, probability=0.1),
+        RepeatKey(probability=0.1),
+        RepeatKey(back=2, probability=0.1),
+        Redirect(location="http://127.0.0.1:9", probability=0.1),
+    )
+    # Every kind the plan has, besides Mixed (mixed=) and the base class, has a spec.
+    kinds = {type(f).__name__ for f in FaultPlan.parse(spec).faults}
+    assert kinds == {"Status", "QuotaExceeded", "DropConnection", "TruncateBody", "Delay"} | {
+        "RepeatKey",
+        "Redirect",
+    }
+
+
 @pytest.mark.parametrize(
     "spec",
     [
@@ -447,6 +488,16 @@ def test_parse_spec() -> None:
         "drop=nan",
         "drop=2",
         "503=0.1,,drop=0.1",
+        "drop=0.1:2",
+        "429-retry-date=0.1",
+        "503-retry-after=0.1:soon",
+        "504-retry-after=0.1:2",
+        "truncate=0.1:1",
+        "repeat-key=0.1:0",
+        "repeat-key=0.1:x",
+        "redirect=0.1",
+        "redirect=0.1:ftp://127.0.0.1:9",
+        "redirect=0.1:http://127.0.0.1:9/v3/submission",
     ],
 )
 def test_bad_spec_is_a_usage_error(spec: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -508,6 +559,66 @@ def test_serve_cli_with_faults() -> None:
             proc.stdout.close()
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+def test_serve_cli_with_a_retry_after_date_and_a_repeated_key() -> None:
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "argos_async.testing", "serve", "--port", "0"),
+            *("--submissions", "50", "--api-key", "cli-key"),
+            *("--faults", "429-retry-date=0.5:30,repeat-key=1"),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(r"listening on (http://127\.0\.0\.1:\d+) ", line)
+        assert match, line
+        assert "http_date=True" in line
+        assert "RepeatKey(" in line
+
+        async def requests() -> list[Reply]:
+            """List requests, each after the key of the last page that came back."""
+            replies = []
+            params = {"count": "1"}
+            async with aiohttp.ClientSession() as session:
+                for _ in range(12):
+                    async with session.get(
+                        match.group(1) + LIST, headers={"x-api-key": "cli-key"}, params=params
+                    ) as resp:
+                        headers = {k.lower(): v for k, v in resp.headers.items()}
+                        replies.append(Reply(resp.status, headers, await resp.read()))
+                    if resp.status == 200:
+                        key = msgspec.json.decode(replies[-1].body)["nextpageKey"]
+                        params = {
+                            "count": "1",
+                            "nextpage_id": key["id"],
+                            "nextpage_date": key["created_at"],
+                        }
+            return replies
+
+        replies = asyncio.run(asyncio.wait_for(requests(), 10))
+        limited = [r for r in replies if r.status == 429]
+        assert limited
+        for reply in limited:
+            assert HTTP_DATE.fullmatch(reply.headers["retry-after"])
+            assert parsedate_to_datetime(reply.headers["retry-after"]).timestamp() > time.time()
+        keys = [msgspec.json.decode(r.body)["nextpageKey"] for r in replies if r.status == 200]
+        # From the second page on, every page repeats the key of the page before it.
+        assert len(keys) >= 3
+        assert all(key == keys[0] for key in keys)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def test_serve_cli_rejects_a_bad_spec() -> None:

@@ -26,6 +26,8 @@ from argos_async._protocol import (
     mask_email,
     mask_text,
     parse_retry_after,
+    retry_wait,
+    server_wait,
 )
 from argos_async.models import PageKey
 
@@ -213,6 +215,61 @@ def test_retry_after_is_read_into_rate_limit_errors() -> None:
     )
     assert isinstance(error, RateLimitError)
     assert error.retry_after == 3.0
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "body", "asked"),
+    [
+        (429, {"Retry-After": "3"}, b'{"message": "Too Many Requests"}', 3.0),
+        (429, {"retry-after": "Sat, 28 Nov 2026 15:30:20 GMT"}, b"{}", 20.0),
+        (429, {}, b'{"message": "Too Many Requests"}', None),
+        # The daily quota says when it resets, but that is no wait to retry after.
+        (429, {"Retry-After": "3"}, b'{"message": "Limit Exceeded"}', None),
+        (503, {"Retry-After": "2.5"}, b'{"message": "Service Unavailable"}', 2.5),
+        (503, {"Retry-After": "Sat, 28 Nov 2026 15:31:00 GMT"}, b"{}", 60.0),
+        (503, {}, b'{"message": "Service Unavailable"}', None),
+        # RFC 9110 gives Retry-After a meaning on 503 (and 429), not on other errors.
+        (500, {"Retry-After": "2"}, b'{"message": "Internal server error"}', None),
+        (502, {"Retry-After": "2"}, b"", None),
+        (400, {"Retry-After": "2"}, b"", None),
+    ],
+)
+def test_the_wait_a_server_asks_for(
+    status: int, headers: dict[str, str], body: bytes, asked: float | None
+) -> None:
+    error = error_from_response(status, headers, body, now=NOW)
+    assert server_wait(error) == asked
+    # The server's wait exactly, never the jittered backoff; else the backoff delay.
+    assert retry_wait(error, 0.125) == (0.125 if asked is None else asked)
+    if status == 503:
+        assert isinstance(error, ServerError)
+        assert error.retry_after == asked
+
+
+def test_server_wait_of_other_failures_is_none() -> None:
+    assert server_wait(ValueError("x")) is None
+    assert server_wait(APIStatusError("x", status=418)) is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"x" * 185 + b" ana.silva@example.com rest",
+        b'{"message": "' + b"x" * 185 + b' ana.silva@example.com rest"}',
+        b"x" * 490 + b" ana.silva@example.com rest",
+    ],
+    ids=["text at the message cut", "message at its cut", "text at the excerpt cut"],
+)
+def test_masking_comes_before_any_cut(body: bytes) -> None:
+    """An address cut in two by a length limit would no longer be recognized as one."""
+    email = "ana.silva@example.com"
+    for known in ((), (email,)):
+        error = error_from_response(500, {}, body, now=NOW, personal_values=known)
+        assert len(error.message) <= 200
+        assert len(error.body) <= 500
+        assert "ana.s" not in error.message
+        assert "ana.s" not in error.body
+        assert "a***@" in error.body
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import re
+import socket
+import struct
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
+import backoff
 import pytest
+from aiohttp import web
 
 from argos_async import (
     APIConnectionError,
@@ -58,10 +64,11 @@ async def test_mixed_faults_over_50000_items_deliver_every_item_once_in_order() 
         faulted = [r for r in emu.responses if r.fault is not None]
         assert len(faulted) >= 0.1 * len(emu.responses)
         kinds = {r.fault for r in faulted}
-        assert len(kinds) >= 1
-        statuses = {r.status for r in faulted}
-        assert {429, 500, 502, 503, 504} & statuses
-        assert 200 in statuses  # the cut-off and truncated bodies came with a 200
+        assert {"Status", "DropConnection", "TruncateBody"} <= kinds
+        statuses = {r.status for r in faulted if r.fault == "Status"}
+        assert len(statuses & {429, 500, 502, 503, 504}) >= 3, statuses
+        # The cut-off and truncated bodies came with a 200.
+        assert {r.status for r in faulted if r.fault != "Status"} == {200}
 
 
 @pytest.mark.parametrize("http_date", [False, True], ids=["seconds", "http-date"])
@@ -146,17 +153,189 @@ async def test_a_timed_out_attempt_is_retried() -> None:
         assert len(emu.requests) == 2
 
 
-@pytest.mark.parametrize("fault", [Delay(5.0, path=ANY_PATH), Status(503, path=ANY_PATH)])
+@pytest.mark.parametrize(
+    "fault", [Delay(5.0, path=ANY_PATH), Status(503, path=ANY_PATH)], ids=["slow", "503"]
+)
 async def test_the_deadline_bounds_the_whole_call_within_ten_percent(fault: Any) -> None:
+    # A backoff wait that would cross the deadline ends the call at once, so a call can end
+    # early by at most backoff_max: kept small here for the lower bound to hold.
     async with (
         ArgosEmulator(submissions=20, seed=1, faults=FaultPlan([fault])) as emu,
-        client_for(emu, backoff_base=0.05, backoff_max=0.2, max_retries=100) as argos,
+        client_for(emu, backoff_base=0.01, backoff_max=0.05, max_retries=1000) as argos,
     ):
         started = time.monotonic()
         with pytest.raises((APITimeoutError, ServerError)):
             await argos.get_submission(emu.dataset.ids[0], deadline=1.0)
         elapsed = time.monotonic() - started
-    assert elapsed <= 1.1
+    assert 0.9 <= elapsed <= 1.1
+
+
+async def test_a_listing_deadline_bounds_each_page_not_the_whole_listing() -> None:
+    """``deadline`` on a listing applies to each page's request (with its retries)."""
+    slow_pages = FaultPlan([Delay(0.3, at={1, 2, 3})])
+    async with ArgosEmulator(submissions=30, seed=1, faults=slow_pages) as emu:
+        async with client_for(emu) as argos:
+            started = time.monotonic()
+            ids = [
+                s.submission_id
+                async for s in argos.iter_submissions(page_size=10, prefetch=0, deadline=0.5)
+            ]
+        # Three pages of 0.3 s each: longer than the deadline in all, shorter page by page.
+        assert time.monotonic() - started >= 0.9
+        assert ids == emu.dataset.expected_ids()
+
+    stuck_page_2 = FaultPlan([Delay(5.0, at=2)])
+    async with ArgosEmulator(submissions=30, seed=1, faults=stuck_page_2) as emu:
+        pages = []
+        async with client_for(emu) as argos:
+            with pytest.raises(APITimeoutError, match=r"deadline of 0\.5 s") as info:
+                async for page in argos.iter_pages(page_size=10, prefetch=0, deadline=0.5):
+                    pages.append(page)
+                    page_2_asked = time.monotonic()
+        elapsed = time.monotonic() - page_2_asked
+    assert 0.45 <= elapsed <= 0.55
+    assert len(pages) == 1
+    assert info.value.cursor == pages[0].cursor
+
+
+async def test_the_rate_limiter_does_not_hold_a_call_past_its_deadline() -> None:
+    """A slot after the call's deadline fails the call at once and is not booked."""
+    async with ArgosEmulator(submissions=20, seed=1) as emu:
+        async with client_for(emu, max_requests_per_second=2) as argos:
+            started = time.monotonic()
+
+            async def timed_lookup(submission_id: str) -> tuple[float, BaseException | None]:
+                try:
+                    await argos.get_submission(submission_id, deadline=0.5)
+                except APITimeoutError as error:
+                    return time.monotonic() - started, error
+                return time.monotonic() - started, None
+
+            outcomes = await asyncio.gather(*(timed_lookup(i) for i in emu.dataset.ids[:6]))
+            # The slots the failed calls did not book are free: the next call goes at the
+            # second slot after the first (1 s), not after five wasted ones (3 s).
+            await argos.get_submission(emu.dataset.ids[7])
+            next_call_done = time.monotonic() - started
+            stats = argos.stats
+        assert all(elapsed <= 0.55 for elapsed, _ in outcomes), outcomes
+        assert outcomes[0][1] is None
+        failed = [error for _, error in outcomes if error is not None]
+        assert len(failed) >= 4
+        assert all(isinstance(e, APITimeoutError) and e.attempts <= 1 for e in failed)
+        # At 2 a second, a 0.5 s deadline leaves room for at most two requests.
+        assert len(emu.requests) <= 3
+        assert stats.requests == len(emu.requests)
+    assert next_call_done < 1.3
+
+
+async def test_the_default_is_five_retries() -> None:
+    plan = FaultPlan([Status(503, path=ANY_PATH)])
+    async with ArgosEmulator(submissions=20, seed=1, faults=plan) as emu:
+        async with client_for(emu) as argos:
+            with pytest.raises(ServerError) as info:
+                await argos.get_submission(emu.dataset.ids[0])
+        assert len(emu.requests) == 6
+    assert info.value.attempts == 6
+
+
+async def test_the_last_error_is_raised_with_the_attempt_count() -> None:
+    plan = FaultPlan([Status(503, at=1, path=ANY_PATH), Status(500, at=2, path=ANY_PATH)])
+    async with ArgosEmulator(submissions=20, seed=1, faults=plan) as emu:
+        async with client_for(emu, max_retries=1) as argos:
+            with pytest.raises(ServerError) as info:
+                await argos.get_submission(emu.dataset.ids[0])
+        assert len(emu.requests) == 2
+    assert (info.value.status, info.value.attempts) == (500, 2)
+
+
+async def test_a_per_call_timeout_overrides_the_clients() -> None:
+    plan = FaultPlan([Delay(2.0, at=1, path=ANY_PATH)])
+    async with ArgosEmulator(submissions=20, seed=1, faults=plan) as emu:
+        async with client_for(emu, timeout=60) as argos:
+            started = time.monotonic()
+            sub = await argos.get_submission(emu.dataset.ids[0], timeout=0.2)
+            elapsed = time.monotonic() - started
+        assert len(emu.requests) == 2
+    assert sub.submission_id == emu.dataset.ids[0]
+    assert elapsed < 1.0
+
+
+async def test_backoff_is_exponential_with_full_jitter_and_capped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # backoff's full_jitter draws random.uniform(0, delay): record each draw's range and
+    # answer with its top, so that the waits slept can be checked against the server's log.
+    drawn: list[tuple[float, float]] = []
+
+    def top_of_range(low: float, high: float) -> float:
+        drawn.append((low, high))
+        return high
+
+    monkeypatch.setattr(random, "uniform", top_of_range)
+    plan = FaultPlan([Status(503, path=ANY_PATH)])
+    async with ArgosEmulator(submissions=20, seed=1, faults=plan) as emu:
+        async with client_for(emu, max_retries=6, backoff_base=0.01, backoff_max=0.04) as argos:
+            with pytest.raises(ServerError):
+                await argos.get_submission(emu.dataset.ids[0])
+        gaps = [emu.requests[i + 1].received_at - emu.responses[i].sent_at for i in range(6)]
+    assert drawn == [(0, d) for d in (0.01, 0.02, 0.04, 0.04, 0.04, 0.04)]
+    assert all(gap >= high for gap, (_, high) in zip(gaps, drawn, strict=True)), gaps
+
+    # With the real generator, each wait lies anywhere from 0 to its exponential delay.
+    monkeypatch.undo()
+    waits: list[float] = []
+    real_jitter = backoff.full_jitter
+
+    def recorded_jitter(value: float) -> float:
+        waits.append(jittered := real_jitter(value))
+        assert 0 <= jittered <= value
+        return jittered
+
+    monkeypatch.setattr(backoff, "full_jitter", recorded_jitter)
+    async with (
+        ArgosEmulator(submissions=20, seed=1, faults=plan) as emu,
+        client_for(emu, max_retries=6, backoff_base=0.01, backoff_max=0.04) as argos,
+    ):
+        with pytest.raises(ServerError):
+            await argos.get_submission(emu.dataset.ids[0])
+    assert len(waits) == 6
+    assert len(set(waits)) == 6  # jittered: no two alike
+
+
+async def test_a_503_retry_after_is_honoured_exactly() -> None:
+    plan = FaultPlan([Status(503, retry_after=0.5, at=1, path=ANY_PATH)])
+    async with ArgosEmulator(submissions=20, seed=1, faults=plan) as emu:
+        # A backoff of 5 s would be jittered anywhere in 0..5 s: the 0.5 s wait is the server's.
+        async with client_for(emu, backoff_base=5.0, backoff_max=5.0) as argos:
+            await argos.get_submission(emu.dataset.ids[0])
+        gap = emu.requests[1].received_at - emu.responses[0].sent_at
+    assert 0.5 <= gap < 1.0
+
+
+async def test_a_503_retry_after_beyond_the_cap_fails_at_once() -> None:
+    plan = FaultPlan([Status(503, retry_after=120, path=ANY_PATH)])
+    async with ArgosEmulator(submissions=20, seed=1, faults=plan) as emu:
+        async with client_for(emu) as argos:
+            started = time.monotonic()
+            with pytest.raises(ServerError) as info:
+                await argos.get_submission(emu.dataset.ids[0])
+        assert len(emu.requests) == 1
+    assert info.value.retry_after == 120
+    assert time.monotonic() - started < 1.0
+
+
+async def test_a_custom_retry_after_cap_fails_at_once() -> None:
+    plan = FaultPlan([Status(429, retry_after=1, path=ANY_PATH)])
+    async with ArgosEmulator(submissions=20, seed=1, faults=plan) as emu:
+        async with client_for(emu, max_retry_after=0.5) as argos:
+            started = time.monotonic()
+            with pytest.raises(RateLimitError) as info:
+                await argos.get_submission(emu.dataset.ids[0])
+            elapsed = time.monotonic() - started
+        assert len(emu.requests) == 1
+    assert info.value.retry_after == 1
+    assert info.value.attempts == 1
+    assert elapsed < 0.3
 
 
 async def test_a_slow_server_ends_the_call_with_a_timeout_error_naming_the_deadline() -> None:
@@ -219,6 +398,106 @@ async def test_one_429_pauses_every_concurrent_request_of_the_client() -> None:
         assert any(r.received_at >= limited.sent_at + 1.0 for r in emu.requests)
 
 
+@pytest.mark.parametrize("spread", ["staggered starts", "client rate limit"])
+async def test_32_concurrent_lookups_send_nothing_during_a_429s_retry_after(spread: str) -> None:
+    """The issue's gate test: 32 separate calls gathered at once, one 429 with Retry-After 1 s.
+
+    The calls' requests are spread over about half a second (their starts staggered, or the
+    client's rate limit spacing them), so that without the gate they would keep arriving
+    during that second.
+    """
+    plan = FaultPlan([Status(429, retry_after=1, at=1, path=ANY_PATH)])
+    rate = {"max_requests_per_second": 64} if spread == "client rate limit" else {}
+    async with ArgosEmulator(submissions=200, seed=1, faults=plan) as emu:
+        ids = list(emu.dataset.ids[:32])
+        async with client_for(emu, **rate) as argos:
+
+            async def lookup(n: int, submission_id: str) -> str:
+                if spread == "staggered starts":
+                    await asyncio.sleep(n * 0.016)
+                return (await argos.get_submission(submission_id)).submission_id
+
+            results = await asyncio.gather(*(lookup(n, i) for n, i in enumerate(ids)))
+        assert results == ids
+        assert len(emu.requests) == 33
+        limited = emu.responses[0]
+        assert limited.status == 429
+        # Only requests already on the wire when the 429 left may arrive just after it.
+        during = [
+            r.received_at - limited.sent_at
+            for r in emu.requests
+            if limited.sent_at + 0.05 < r.received_at < limited.sent_at + 1.0
+        ]
+        assert during == []
+        assert sum(r.received_at >= limited.sent_at + 1.0 for r in emu.requests) >= 25
+
+
+@pytest.mark.parametrize(
+    ("faults", "options", "call_options", "pause"),
+    [
+        ([Status(429, retry_after=0.5, at=1, path=ANY_PATH)], {}, {"max_retries": 0}, 0.5),
+        (
+            [
+                Status(503, at=1, path=ANY_PATH),
+                Status(429, retry_after=0.5, at=2, path=ANY_PATH),
+            ],
+            {},
+            {"max_retries": 1},
+            0.5,
+        ),
+        ([Status(429, retry_after=0.5, at=1, path=ANY_PATH)], {}, {"deadline": 0.2}, 0.5),
+        ([Status(429, retry_after=0.5, at=1, path=ANY_PATH)], {"retry_budget": 0}, {}, 0.5),
+        # Over the cap, the call fails at once and the client pauses for the cap, not 5 s.
+        ([Status(429, retry_after=5, at=1, path=ANY_PATH)], {"max_retry_after": 0.3}, {}, 0.3),
+        ([Status(503, retry_after=0.5, at=1, path=ANY_PATH)], {}, {"max_retries": 0}, 0.5),
+    ],
+    ids=[
+        "max_retries=0",
+        "on the last attempt",
+        "beyond the deadline",
+        "budget spent",
+        "beyond the cap",
+        "503 Retry-After",
+    ],
+)
+async def test_a_retry_after_pauses_the_client_even_when_its_call_gives_up(
+    faults: list[Any], options: dict[str, Any], call_options: dict[str, Any], pause: float
+) -> None:
+    async with ArgosEmulator(submissions=20, seed=1, faults=FaultPlan(faults)) as emu:
+        async with client_for(emu, **options) as argos:
+            with pytest.raises((RateLimitError, ServerError)):
+                await argos.get_submission(emu.dataset.ids[0], **call_options)
+            paused = emu.responses[-1]
+            # One call already waiting when the failure comes, and one started after it.
+            await asyncio.gather(
+                argos.get_submission(emu.dataset.ids[1]),
+                argos.get_submission(emu.dataset.ids[2]),
+            )
+        later = emu.requests[paused.index + 1 :]
+        assert len(later) == 2
+        assert all(
+            paused.sent_at + pause <= r.received_at < paused.sent_at + pause + 0.3 for r in later
+        ), [r.received_at - paused.sent_at for r in later]
+
+
+async def test_a_call_stopped_at_the_gate_sends_nothing_and_counts_no_request() -> None:
+    plan = FaultPlan([Status(429, retry_after=1, at=1, path=ANY_PATH)])
+    async with ArgosEmulator(submissions=20, seed=1, faults=plan) as emu:
+        async with client_for(emu) as argos:
+            with pytest.raises(RateLimitError):
+                await argos.get_submission(emu.dataset.ids[0], max_retries=0)
+            started = time.monotonic()
+            with pytest.raises(RateLimitError, match="paused") as info:
+                await argos.get_submission(emu.dataset.ids[1], deadline=0.3)
+            assert time.monotonic() - started < 0.1  # failed at once, not at the deadline
+            stats = argos.stats
+        assert len(emu.requests) == 1
+    assert (stats.requests, stats.retries) == (1, 0)
+    assert info.value.attempts == 0
+    assert info.value.retry_after is not None
+    assert 0.5 < info.value.retry_after <= 1.0
+
+
 async def test_the_retry_budget_is_shared_and_stops_retries_when_spent() -> None:
     plan = FaultPlan([Status(503, path=ANY_PATH)])
     async with ArgosEmulator(submissions=20, seed=1, faults=plan) as emu:
@@ -255,6 +534,20 @@ async def test_a_page_too_large_is_asked_for_again_with_half_the_count() -> None
         assert 413 not in statuses[first_ok:]
 
 
+async def test_a_413_mid_listing_asks_for_the_same_page_with_half_the_count() -> None:
+    plan = FaultPlan([Status(413, at=3)])
+    async with ArgosEmulator(submissions=100, seed=2, faults=plan) as emu:
+        async with client_for(emu) as argos:
+            ids = [s.submission_id async for s in argos.iter_submissions(page_size=20)]
+        assert ids == emu.dataset.expected_ids()  # every item once, in order
+        refused, again = emu.requests[2], emu.requests[3]
+        assert emu.responses[2].status == 413
+        assert "nextpage_id" in refused.query
+        for name in ("nextpage_id", "nextpage_date"):
+            assert again.query[name] == refused.query[name]
+        assert (refused.query["count"], again.query["count"]) == ("20", "10")
+
+
 async def test_a_single_item_too_large_still_fails() -> None:
     async with ArgosEmulator(
         submissions=100, seed=2, page_byte_limit=None, response_byte_limit=100
@@ -287,6 +580,118 @@ async def test_an_oversized_response_is_refused_not_retried() -> None:
                 async for _ in argos.iter_submissions(page_size=500):
                     pass
         assert len(emu.requests) == 1
+
+
+@pytest.fixture
+async def streaming_server() -> AsyncIterator[tuple[str, list[int]]]:
+    """A server answering every request with a chunked body (no Content-Length) of the
+    ``size`` bytes its submission_id names; yields its origin and the sizes asked for."""
+    asked: list[int] = []
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        size = int(request.query["submission_id"])
+        asked.append(size)
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        chunk = b" " * (1 << 20)
+        while size > 0:
+            await response.write(chunk[:size])
+            size -= len(chunk)
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get(ANY_PATH, stream)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}", asked
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_streamed_body_over_the_cap_is_refused_not_retried(
+    streaming_server: tuple[str, list[int]],
+) -> None:
+    url, asked = streaming_server
+    async with ArgosClient(api_key="k", base_url=url, max_response_bytes=10_000, **FAST) as argos:
+        with pytest.raises(ResponseTooLargeError, match="max_response_bytes of 10,000") as info:
+            await argos.get_submission("40000")
+    assert asked == [40000]
+    assert info.value.attempts == 1
+
+
+async def test_the_default_response_cap_is_64_mib(
+    streaming_server: tuple[str, list[int]],
+) -> None:
+    url, asked = streaming_server
+    async with ArgosClient(api_key="k", base_url=url, **FAST) as argos:
+        with pytest.raises(ResponseTooLargeError, match="of 67,108,864"):
+            await argos.get_submission(str(64 * 1024 * 1024 + 1))
+    assert asked == [64 * 1024 * 1024 + 1]
+
+
+@pytest.fixture
+async def resetting_server() -> AsyncIterator[tuple[str, list[int], list[int]]]:
+    """A raw TCP server that reads each request and resets the connection (an RST, by
+    SO_LINGER 0) while the resets it is told to send last, then answers properly. Yields its
+    origin, the list to append reset counts to (empty: always reset), and the connections."""
+    resets: list[int] = []
+    connections: list[int] = []
+    body = b'{"Items":[{"submission_id":"abc"}]}'
+    answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+        b"x-amzn-RequestId: reset-test\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(len(connections) + 1)
+        await reader.readuntil(b"\r\n\r\n")
+        if not resets or len(connections) <= resets[0]:
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+            return
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", resets, connections
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_reset_connection_is_retried(
+    resetting_server: tuple[str, list[int], list[int]],
+) -> None:
+    url, resets, connections = resetting_server
+    # Two resets: aiohttp itself may send a GET again once after a reset (RFC 9112's remedy
+    # for a stale keep-alive connection), so only the second one is sure to reach our retries.
+    resets.append(2)
+    async with ArgosClient(api_key="k", base_url=url, **FAST) as argos:
+        sub = await argos.get_submission("abc")
+        assert argos.stats.retries >= 1
+    assert sub.submission_id == "abc"
+    assert connections == [1, 2, 3]
+
+
+async def test_connections_reset_every_time_fail_after_the_retries(
+    resetting_server: tuple[str, list[int], list[int]],
+) -> None:
+    url, _, connections = resetting_server
+    async with ArgosClient(api_key="k", base_url=url, **FAST) as argos:
+        with pytest.raises(APIConnectionError, match="GET /v3/submission failed") as info:
+            await argos.get_submission("abc", max_retries=2)
+    assert info.value.attempts == 3
+    assert len(connections) in (3, 6)  # with or without aiohttp's own resend per attempt
 
 
 async def test_an_error_mid_listing_carries_the_cursor_to_resume_from() -> None:
@@ -329,10 +734,17 @@ async def test_debug_logs_of_a_fault_heavy_run_hold_neither_key_nor_email(
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     request_line = re.compile(
         r"GET /v3/submission \{.*\} -> (\d{3}|\w+) in [\d.]+ ms "
-        r"\(attempt \d+, request id [\w-]+\)"
+        r"\(attempt \d+, request id ([\w-]+)\)"
     )
+    uuid = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
     assert debug
-    assert all(request_line.fullmatch(line) for line in debug), debug[:3]
+    matches = [request_line.fullmatch(line) for line in debug]
+    assert all(matches), debug[:3]
+    # Every answer that arrived, even one whose body was then cut off, names the request id
+    # the emulator sent with it.
+    answered = [m for m in matches if m and m.group(1) != "timeout"]
+    assert answered
+    assert all(uuid.fullmatch(m.group(2)) for m in answered), [m.group(0) for m in answered][:3]
     assert any("attempt 2" in line for line in debug)
     # Every retry says why and how long it waits.
     assert warnings
@@ -340,7 +752,7 @@ async def test_debug_logs_of_a_fault_heavy_run_hold_neither_key_nor_email(
     assert any("503" in line for line in warnings)
     assert emu.api_key not in text
     assert email not in text
-    assert f"'{userid}'" not in text
+    assert userid not in text
     for found in re.findall(r"[\w.+-]+@[\w-]+\.[\w.]+", text):
         assert re.fullmatch(r"\w\*\*\*@.+", found), found
     assert "Items" not in text  # never a body
@@ -356,3 +768,19 @@ async def test_connection_errors_name_no_personal_data() -> None:
                     pass
     assert email not in str(info.value)
     assert info.value.attempts == 2
+
+
+async def test_retries_log_only_on_the_argos_async_logger(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    plan = FaultPlan([Status(503, path=ANY_PATH)])
+    async with (
+        ArgosEmulator(submissions=20, seed=1, faults=plan) as emu,
+        client_for(emu, max_retries=2) as argos,
+    ):
+        with pytest.raises(ServerError):
+            await argos.get_submission(emu.dataset.ids[0])
+    assert [r.getMessage() for r in caplog.records if r.name == "backoff"] == []
+    ours = [r.levelname for r in caplog.records if r.name == "argos_async"]
+    assert [level for level in ours if level != "DEBUG"] == ["WARNING"] * 2

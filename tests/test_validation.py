@@ -27,6 +27,13 @@ def listing(error: type[Exception], **kwargs: Any) -> list[tuple[Call, type[Exce
     return [(call_with(m), error, name) for m in ("iter_pages", "iter_submissions")]
 
 
+def backfill(error: type[Exception], **kwargs: Any) -> tuple[Call, type[Exception], str]:
+    """One bad argument for backfill over a valid range (unless the range is what is bad)."""
+    (name,) = kwargs
+    arguments = {"start_date": "2024-01-01", "end_date": "2024-01-03", **kwargs}
+    return (lambda client: client.backfill(**arguments), error, name)
+
+
 BAD: list[tuple[Call, type[Exception], str]] = [
     *listing(ValueError, page_size=0),
     *listing(ValueError, page_size=2001),
@@ -48,6 +55,11 @@ BAD: list[tuple[Call, type[Exception], str]] = [
     *listing(ValueError, cursor="not-a-cursor"),
     (
         lambda c: c.iter_submissions(start_date="2024-03-02", end_date="2024-03-01"),
+        ValueError,
+        "end_date",
+    ),
+    (
+        lambda c: c.iter_pages(start_date="2024-03-02", end_date="2024-03-01"),
         ValueError,
         "end_date",
     ),
@@ -75,10 +87,39 @@ BAD: list[tuple[Call, type[Exception], str]] = [
     (lambda c: c.batch_get_submissions(["a"], deadline=0), ValueError, "deadline"),
     (lambda c: c.batch_get_by_email(["a@example.com"], concurrency=0), ValueError, "concurrency"),
     (lambda c: c.batch_get_by_email(["a@example.com"], page_size=0), ValueError, "page_size"),
+    (lambda c: c.batch_get_by_email(["a@example.com"], page_size=2001), ValueError, "page_size"),
+    (lambda c: c.batch_get_by_email(["a@example.com"], page_size="10"), TypeError, "page_size"),
+    (
+        lambda c: c.batch_get_by_email(["a@example.com"], request_type="x"),
+        ValueError,
+        "request_type",
+    ),
+    (lambda c: c.batch_get_by_email(["a@example.com"], deadline=0), ValueError, "deadline"),
     (lambda c: c.batch_get_by_email("a@example.com"), TypeError, "emails"),
     (lambda c: c.batch_get_applicants(None), TypeError, "applicant_ids"),
+    (lambda c: c.batch_get_applicants(["a"], concurrency=0), ValueError, "concurrency"),
     (lambda c: c.batch_get_applicants(["a"], concurrency=-1), ValueError, "concurrency"),
+    (lambda c: c.batch_get_applicants(["a"], deadline=0), ValueError, "deadline"),
     (lambda c: c.batch_get_applicants(["a"], max_retries=-1), ValueError, "max_retries"),
+    backfill(ValueError, page_size=0),
+    backfill(ValueError, page_size=2001),
+    backfill(TypeError, page_size="10"),
+    backfill(ValueError, start_date="2024-02-30"),
+    backfill(ValueError, end_date="2024/01/05"),
+    (lambda c: c.backfill("2024-03-02", "2024-03-01"), ValueError, "end_date"),
+    (lambda c: c.backfill(None, "2024-03-01"), ValueError, "end_date"),
+    (lambda c: c.backfill(20240101), TypeError, "start_date"),
+    backfill(ValueError, request_type="x"),
+    backfill(ValueError, email=""),
+    backfill(TypeError, userid=7),
+    backfill(ValueError, deadline=0),
+    backfill(ValueError, timeout=-1),
+    backfill(ValueError, window_days=0),
+    (lambda c: c.backfill(None, window_days=0), ValueError, "window_days"),
+    backfill(ValueError, max_retries=-1),
+    backfill(ValueError, shards=0),
+    backfill(ValueError, prefetch=2),
+    backfill(TypeError, checkpoint=5),
 ]
 
 

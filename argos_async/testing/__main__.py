@@ -31,8 +31,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         default=None,
         help="faults on list requests: mixed=RATE[:RETRY_AFTER] (e.g. mixed=0.2), or a comma"
-        " list of KIND=PROB, KIND one of 429, 429-retry-after (=PROB:SECONDS), quota, 500,"
-        " 502, 503, 504, drop, truncate, slow (=PROB:SECONDS); e.g. 503=0.05,drop=0.02,slow=0.01:2",
+        " list of KIND=PROB[:ARG], KIND one of 400, 403, 413, 429, 500, 502, 503, 504,"
+        " 429-retry-after, 429-retry-date, 503-retry-after, 503-retry-date (=PROB:SECONDS,"
+        " Retry-After as seconds or as an HTTP-date), quota, drop, truncate (=PROB[:FRACTION]),"
+        " slow (=PROB:SECONDS), repeat-key (=PROB[:BACK]), redirect (=PROB:URL);"
+        " e.g. 503=0.05,drop=0.02,slow=0.01:2,429-retry-date=0.01:3",
     )
     serve.add_argument(
         "--fault-seed", type=int, default=0, metavar="N", help="seed of the fault draws (default 0)"

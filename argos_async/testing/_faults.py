@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import re
 import time
 import uuid
 from collections.abc import Collection, Sequence
@@ -371,19 +372,21 @@ def mixed_kinds(retry_after: float = 0.0) -> tuple[Fault, ...]:
     )
 
 
-# The KIND of each KIND=PROB item a --faults spec may hold, besides mixed.
-_SPEC_KINDS = (
-    "429",
-    "429-retry-after",
-    "quota",
-    "500",
-    "502",
-    "503",
-    "504",
-    "drop",
-    "truncate",
-    "slow",
-)
+# What each KIND of a --faults item takes after PROB: (the name of its argument, required).
+_SPEC_KINDS: dict[str, tuple[str | None, bool]] = {
+    **{str(status): (None, False) for status in (400, 403, 413, 429, 500, 502, 503, 504)},
+    **{
+        f"{status}-retry-{form}": ("SECONDS", True)
+        for status in (429, 503)
+        for form in ("after", "date")
+    },
+    "quota": (None, False),
+    "drop": (None, False),
+    "truncate": ("FRACTION", False),
+    "slow": ("SECONDS", True),
+    "repeat-key": ("BACK", False),
+    "redirect": ("URL", True),
+}
 
 
 class FaultPlan:
@@ -413,9 +416,12 @@ class FaultPlan:
     def parse(cls, spec: str, *, seed: int = 0) -> FaultPlan:
         """A plan from a command-line spec; raises ValueError on a bad one.
 
-        `mixed=RATE[:RETRY_AFTER]`, or a comma list of `KIND=PROB` with KIND one of 429,
-        429-retry-after (`=PROB:SECONDS`), quota, 500, 502, 503, 504, drop, truncate,
-        slow (`=PROB:SECONDS`). Each item draws on its own, in order, on list requests.
+        `mixed=RATE[:RETRY_AFTER]`, or a comma list of `KIND=PROB[:ARG]`, each item drawing on
+        its own, in order, on list requests. KIND is one of: a status (400, 403, 413, 429,
+        500, 502, 503, 504); 429-retry-after, 429-retry-date, 503-retry-after, 503-retry-date
+        (`=PROB:SECONDS`, Retry-After as delay-seconds or as an HTTP-date); quota (the daily
+        429); drop; truncate (`=PROB[:FRACTION]`, default 0.5); slow (`=PROB:SECONDS`);
+        repeat-key (`=PROB[:BACK]`, default 1); redirect (`=PROB:URL`, a 307 to that origin).
         """
         items = [item.strip() for item in spec.split(",")]
         if not spec.strip() or not all(items):
@@ -426,22 +432,21 @@ class FaultPlan:
             kind = kind.strip()
             if not sep:
                 raise ValueError(f"{item!r} is not KIND=PROB")
-            prob_text, colon, seconds_text = value.partition(":")
+            prob_text, colon, argument = value.partition(":")
             if kind == "mixed":
                 if len(items) > 1:
                     raise ValueError("mixed= cannot be combined with other items")
-                retry_after = _number(seconds_text, "retry-after seconds") if colon else 0.0
+                retry_after = _number(argument, "retry-after seconds") if colon else 0.0
                 return cls.mixed(_number(prob_text, "rate"), seed=seed, retry_after=retry_after)
             if kind not in _SPEC_KINDS:
                 known = ", ".join(("mixed", *_SPEC_KINDS))
                 raise ValueError(f"unknown fault kind {kind!r} (known: {known})")
             probability = _number(prob_text, "probability")
-            timed = kind in ("slow", "429-retry-after")
-            if timed != bool(colon):
-                form = f"{kind}=PROB:SECONDS" if timed else f"{kind}=PROB"
+            takes, required = _SPEC_KINDS[kind]
+            if (colon and takes is None) or (required and not colon):
+                form = f"{kind}=PROB" if takes is None else f"{kind}=PROB:{takes}"
                 raise ValueError(f"{item!r}: expected {form}")
-            seconds = _number(seconds_text, "seconds") if timed else 0.0
-            faults.append(_spec_fault(kind, probability, seconds))
+            faults.append(_spec_fault(kind, probability, argument if colon else None))
         return cls(faults, seed=seed)
 
     def new_state(self) -> FaultState:
@@ -524,15 +529,39 @@ def _number(text: str, what: str) -> float:
     return value
 
 
-def _spec_fault(kind: str, probability: float, seconds: float) -> Fault:
+def _spec_fault(kind: str, probability: float, argument: str | None) -> Fault:
     if kind == "quota":
         return QuotaExceeded(probability=probability)
     if kind == "drop":
         return DropConnection(probability=probability)
     if kind == "truncate":
-        return TruncateBody(probability=probability)
+        fraction = 0.5 if argument is None else _number(argument, "fraction")
+        return TruncateBody(fraction=fraction, probability=probability)
+    if kind == "repeat-key":
+        back = 1 if argument is None else _whole(argument, "back")
+        return RepeatKey(back=back, probability=probability)
+    # The kinds below that take an argument require one: parse() has checked it is there.
     if kind == "slow":
-        return Delay(seconds=seconds, probability=probability)
-    if kind == "429-retry-after":
-        return Status(status=429, retry_after=seconds, probability=probability)
+        return Delay(seconds=_number(argument or "", "seconds"), probability=probability)
+    if kind == "redirect":
+        location = argument or ""
+        if not re.fullmatch(r"https?://[^/?#\s]+/?", location):
+            raise ValueError(f"redirect target {location!r} is not an origin like http://HOST:PORT")
+        return Redirect(location=location, probability=probability)
+    status, _, form = kind.partition("-retry-")
+    if form:
+        seconds = _number(argument or "", "seconds")
+        return Status(
+            status=int(status),
+            retry_after=seconds,
+            http_date=form == "date",
+            probability=probability,
+        )
     return Status(status=int(kind), probability=probability)
+
+
+def _whole(text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{what} {text!r} is not a whole number") from None
