@@ -4,12 +4,15 @@ It records, per window, the resume cursor after the last page the caller has ful
 (or that the window is finished), the arguments it was made for, and whatever the caller adds
 in ``extra`` (the export command keeps its output's length there). A crash at any moment
 leaves either the previous file or the new one, never a mix: each save writes a temporary
-file beside it, flushes it to disk, and renames it over the old one.
+file beside it, flushes it to disk, and renames it over the old one. The temporary file's
+name is unique to the save, so two writers of one checkpoint (a mistake, but a possible one)
+cannot write into each other's file.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +48,8 @@ class Checkpoint:
         self.cursors: dict[str, str] = {}
         self.extra: dict[str, Any] = {}
         self.saves = 0
+        self.from_file = False
+        """True when it was read from ``path`` rather than started afresh."""
 
     @classmethod
     def load_or_new(cls, path: str | os.PathLike[str], arguments: dict[str, Any]) -> Checkpoint:
@@ -55,6 +60,10 @@ class Checkpoint:
             raw = checkpoint.path.read_bytes()
         except FileNotFoundError:
             return checkpoint
+        except OSError as exc:  # a directory, no permission, an I/O error
+            raise CheckpointError(
+                f"checkpoint {checkpoint.path} cannot be read: {exc.strerror or exc}"
+            ) from None
         try:
             stored = msgspec.json.decode(raw, type=_File)
         except msgspec.DecodeError:
@@ -80,6 +89,7 @@ class Checkpoint:
         checkpoint.done = set(stored.done)
         checkpoint.cursors = dict(stored.cursors)
         checkpoint.extra = dict(stored.extra)
+        checkpoint.from_file = True
         return checkpoint
 
     def record(self, window: str, cursor: str | None) -> None:
@@ -100,12 +110,19 @@ class Checkpoint:
             cursors=dict(sorted(self.cursors.items())),
             extra=self.extra,
         )
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        with open(temporary, "wb") as file:
-            file.write(msgspec.json.encode(document))
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, self.path)
+        descriptor, temporary = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+        )
+        try:
+            with open(descriptor, "wb") as file:
+                file.write(msgspec.json.encode(document))
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, self.path)
+        except BaseException:
+            # The previous checkpoint is untouched; do not leave a stray half-file beside it.
+            Path(temporary).unlink(missing_ok=True)
+            raise
         _fsync_directory(self.path.parent)
         self.saves += 1
 

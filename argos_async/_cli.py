@@ -1,12 +1,16 @@
 """The command line: ``python -m argos_async export ...`` (also the ``argos-async`` script).
 
-Exit codes: 0 done, 1 the API failed (its message is printed), 2 bad usage.
+Exit codes: 0 done, 1 the API failed or the output could not be written (the message is
+printed), 2 bad usage.
 
 The export is resumable after a crash at any moment, with every submission exactly once in
-the output: after each page it appends the page's lines, makes them durable, and only then
-records in the checkpoint both the windows' positions and the output's new length. ``--resume``
-cuts the output back to the recorded length (dropping lines of pages the checkpoint does not
-know about) and carries on from the recorded positions.
+the output: a checkpoint exists before the first byte is written; after each page the export
+appends the page's lines, makes them durable, and only then records in the checkpoint both
+the windows' positions and the output's new length. ``--resume`` cuts the output back to the
+recorded length (dropping lines of pages the checkpoint does not know about) and carries on
+from the recorded positions. It refuses an output it cannot account for: one that is not
+empty but has no checkpoint, or one shorter than its checkpoint records. An export holds a
+lock on its output, so a second export of the same file stops at once.
 """
 
 from __future__ import annotations
@@ -15,15 +19,16 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
-from contextlib import aclosing
+from collections.abc import Iterator, Sequence
+from contextlib import aclosing, contextmanager
 from pathlib import Path
 from typing import BinaryIO, NoReturn
 
 import anyio
 import msgspec
 
-from ._checkpoint import CheckpointError
+from ._backfill import Backfill
+from ._checkpoint import Checkpoint, CheckpointError
 from ._client import ArgosClient
 from ._progress import Progress
 from .errors import ArgosError
@@ -32,6 +37,7 @@ from .models import Page
 DEMO_SUBMISSIONS = 100_000
 DEMO_FAULT_RATE = 0.02
 OUTPUT_BYTES = "output_bytes"
+OUTPUT_ITEMS = "output_items"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,7 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--resume",
         action="store_true",
-        help="continue an interrupted export of the same OUT (starts it if there is none yet)",
+        help=(
+            "continue an interrupted export of the same OUT (starts it if OUT is missing or "
+            "empty; refuses an OUT that has no checkpoint)"
+        ),
     )
     export.add_argument(
         "--overwrite", action="store_true", help="start over even if OUT or its checkpoint exist"
@@ -105,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _check_arguments(args)
         return asyncio.run(_export(args))
     except _Usage as problem:
         _usage_error(parser, str(problem))
@@ -117,15 +127,24 @@ def _usage_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
     parser.error(message)
 
 
-async def _export(args: argparse.Namespace) -> int:
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Fails on bad arguments before a demo's emulator starts or any file is touched."""
+    if args.resume and args.overwrite:
+        raise _Usage("--resume and --overwrite exclude each other")
     if args.demo:
-        from .testing import ArgosEmulator, FaultPlan
-
         if args.demo_submissions < 1:
             raise _Usage("--demo-submissions must be at least 1")
         if args.start_date is None:
             # The emulator's data set spans 2025: a year, in day windows.
             args.start_date, args.end_date = "2025-01-01", args.end_date or "2025-12-31"
+    # The backfill validates its own arguments; a client sends nothing until it is used.
+    _backfill(ArgosClient(api_key="validation-only", base_url="http://127.0.0.1"), args, None)
+
+
+async def _export(args: argparse.Namespace) -> int:
+    if args.demo:
+        from .testing import ArgosEmulator, FaultPlan
+
         faults = FaultPlan.mixed(DEMO_FAULT_RATE, seed=1)
         async with ArgosEmulator(submissions=args.demo_submissions, faults=faults) as emulator:
             client = ArgosClient(api_key=emulator.api_key, base_url=emulator.url, backoff_base=0.05)
@@ -150,59 +169,72 @@ def _api_key(args: argparse.Namespace) -> str:
     return key
 
 
+def _backfill(client: ArgosClient, args: argparse.Namespace, checkpoint: Path | None) -> Backfill:
+    try:
+        return client.backfill(
+            args.start_date,
+            args.end_date,
+            shards=args.shards,
+            page_size=args.page_size,
+            checkpoint=checkpoint,
+            email=args.email,
+            userid=args.userid,
+            request_type=args.request_type,
+        )
+    except CheckpointError as exc:
+        raise _Usage(f"--resume: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise _Usage(str(exc).replace("_", "-")) from None
+
+
 async def _run_export(client: ArgosClient, args: argparse.Namespace) -> int:
     out: Path = args.out
-    checkpoint: Path = args.checkpoint or out.with_name(out.name + ".ckpt")
-    if args.resume and args.overwrite:
-        raise _Usage("--resume and --overwrite exclude each other")
-    if not args.resume:
-        if not args.overwrite and (out.exists() or checkpoint.exists()):
-            raise _Usage(
-                f"{out if out.exists() else checkpoint} exists: pass --resume to continue that "
-                "export, or --overwrite to start over"
-            )
-        checkpoint.unlink(missing_ok=True)
-
+    checkpoint_path: Path = args.checkpoint or out.with_name(out.name + ".ckpt")
+    if not args.resume and not args.overwrite and (out.exists() or checkpoint_path.exists()):
+        raise _Usage(
+            f"{out if out.exists() else checkpoint_path} exists: pass --resume to continue "
+            "that export, or --overwrite to start over"
+        )
     async with client:
-        try:
-            backfill = client.backfill(
-                args.start_date,
-                args.end_date,
-                shards=args.shards,
-                page_size=args.page_size,
-                checkpoint=checkpoint,
-                email=args.email,
-                userid=args.userid,
-                request_type=args.request_type,
-            )
-        except CheckpointError as exc:
-            raise _Usage(f"--resume: {exc}") from None
-        except (TypeError, ValueError) as exc:
-            raise _Usage(str(exc).replace("_", "-")) from None
-        assert backfill.checkpoint is not None
-        kept = int(backfill.checkpoint.extra.get(OUTPUT_BYTES, 0))
-        if kept and (not out.exists() or out.stat().st_size < kept):
-            raise _Usage(
-                f"--resume: {out} is shorter than the checkpoint records ({kept:,} bytes); "
-                "it was changed since, so the export cannot be resumed"
-            )
+        # Everything from here on, the checkpoint's removal and loading included, happens
+        # under OUT's lock, so that a second export of the same OUT cannot undo this one's.
+        with _open_locked(out) as file:
+            if args.overwrite:
+                try:
+                    checkpoint_path.unlink(missing_ok=True)
+                except OSError as exc:
+                    raise _Usage(f"cannot remove {checkpoint_path}: {exc.strerror}") from None
+            backfill = _backfill(client, args, checkpoint_path)
+            checkpoint = backfill.checkpoint
+            assert checkpoint is not None
+            resumed = checkpoint.from_file
+            kept = _resume_point(args, out, os.fstat(file.fileno()).st_size, checkpoint)
+            total_known = OUTPUT_ITEMS in checkpoint.extra or not resumed
+            written = int(checkpoint.extra.get(OUTPUT_ITEMS, 0))
+            if not resumed:
+                # Before the first byte goes out: from now on OUT always has a checkpoint
+                # that says how much of it counts, so a --resume never has to guess.
+                checkpoint.extra.update({OUTPUT_BYTES: 0, OUTPUT_ITEMS: 0})
+                try:
+                    checkpoint.save()
+                except OSError as exc:
+                    raise _Usage(f"cannot write {checkpoint_path}: {exc.strerror}") from None
 
-        enabled = sys.stderr.isatty() if args.progress is None else args.progress
-        progress = Progress(sys.stderr, enabled=enabled)
-        stats = backfill.stats
-        ranged = stats.windows > 1
-
-        def show() -> None:
-            progress.update(
-                items=stats.items,
-                pages=stats.pages,
-                retries=client.stats.retries,
-                fraction=stats.windows_done / stats.windows if ranged else None,
+            stats = backfill.stats
+            ranged = stats.windows > 1
+            enabled = sys.stderr.isatty() if args.progress is None else args.progress
+            progress = Progress(
+                sys.stderr, enabled=enabled, fraction_before=stats.windows_done / stats.windows
             )
 
-        # Opened for update, created if missing: a resume of an export that died before its
-        # first checkpoint simply starts it.
-        with os.fdopen(os.open(out, os.O_RDWR | os.O_CREAT, 0o644), "r+b") as file:
+            def show() -> None:
+                progress.update(
+                    items=stats.items,
+                    pages=stats.pages,
+                    retries=client.stats.retries,
+                    fraction=stats.windows_done / stats.windows if ranged else None,
+                )
+
             # Lines past the recorded length belong to pages the checkpoint does not know:
             # they will be fetched and written again.
             file.truncate(kept)
@@ -211,25 +243,90 @@ async def _run_export(client: ArgosClient, args: argparse.Namespace) -> int:
                 async with aclosing(backfill.pages()) as pages:
                     async for page in pages:
                         await _append(file, page)
-                        backfill.checkpoint.extra[OUTPUT_BYTES] = file.tell()
+                        written += len(page.items)
+                        checkpoint.extra[OUTPUT_BYTES] = file.tell()
+                        checkpoint.extra[OUTPUT_ITEMS] = written
                         show()
-            except ArgosError as exc:
+            except (ArgosError, OSError) as exc:
                 progress.close()
+                problem = exc if isinstance(exc, ArgosError) else f"cannot write: {exc}"
                 print(
-                    f"argos-async: {exc}\n{out} holds every submission up to the last "
+                    f"argos-async: {problem}\n{out} holds every submission up to the last "
                     f"checkpoint; run again with --resume to continue",
                     file=sys.stderr,
                 )
                 return 1
-        show()
+            show()
     progress.close()
-    elapsed = progress.elapsed
-    print(
-        f"Exported {progress.items:,} submissions in {stats.pages:,} pages in {elapsed:.1f} s "
-        f"({progress.rate():,.0f} items/s, {client.stats.retries:,} retries) to {out}",
-        file=sys.stderr,
-    )
+    print(_summary(progress, out, resumed, written if total_known else None), file=sys.stderr)
     return 0
+
+
+def _resume_point(args: argparse.Namespace, out: Path, size: int, checkpoint: Checkpoint) -> int:
+    """How many bytes of OUT to keep, or a usage error when OUT and checkpoint disagree."""
+    if not checkpoint.from_file:
+        if size and args.resume:
+            raise _Usage(
+                f"--resume: {out} is not empty but has no checkpoint ({checkpoint.path}), so "
+                "what it holds cannot be trusted; pass --overwrite to start it over"
+            )
+        return 0
+    if OUTPUT_BYTES not in checkpoint.extra:
+        raise _Usage(
+            f"--resume: {checkpoint.path} was not written by an export (it does not record "
+            "the output's length)"
+        )
+    kept = int(checkpoint.extra[OUTPUT_BYTES])
+    if size < kept:
+        raise _Usage(
+            f"--resume: {out} is shorter than the checkpoint records ({size:,} of {kept:,} "
+            "bytes); it was changed since, so the export cannot be resumed"
+        )
+    return kept
+
+
+def _summary(progress: Progress, out: Path, resumed: bool, total: int | None) -> str:
+    pace = f"({progress.rate():,.0f} items/s, {progress.retries:,} retries)"
+    counts = f"{progress.items:,} submissions in {progress.pages:,} pages"
+    if not resumed:
+        return f"Exported {counts} in {progress.elapsed:.1f} s {pace} to {out}"
+    text = f"Resumed: exported {counts} in {progress.elapsed:.1f} s this run {pace}"
+    if total is not None:
+        text += f"; {out} now holds {total:,} submissions in all"
+    return text
+
+
+@contextmanager
+def _open_locked(out: Path) -> Iterator[BinaryIO]:
+    """OUT opened for update (created if missing), locked against other exports."""
+    try:
+        descriptor = os.open(out, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise _Usage(f"--out: cannot open {out}: {exc.strerror}") from None
+    with os.fdopen(descriptor, "r+b") as file:
+        if not _lock(file):
+            raise _Usage(
+                f"{out} is being written by another export: wait for it to end, or choose "
+                "another --out"
+            )
+        yield file
+
+
+def _lock(file: BinaryIO) -> bool:
+    """An exclusive lock for as long as the file stays open; the system drops it when the
+    process ends, even by SIGKILL, so a killed export never leaves a stale lock. False when
+    another process holds it."""
+    if sys.platform == "win32":  # pragma: no cover - no flock: a second export goes undetected
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:  # pragma: no cover - a file system without locks (some network mounts)
+        return True
+    return True
 
 
 async def _append(file: BinaryIO, page: Page) -> None:

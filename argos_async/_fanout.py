@@ -7,6 +7,15 @@ memory object stream, so no more than ``concurrency`` requests are ever in fligh
 is created per key, however long the input. Workers send their results down a bounded stream
 that the caller's iterator reads.
 
+Ordered mode: a finished result may have to wait for an earlier, slower key. A window of
+``buffer + 1`` keys started but not yet delivered bounds that wait: while the earliest key
+runs, at most ``buffer`` finished results are held, so a slow key also limits how many
+lookups run behind it (to ``buffer + 1``, when that is below ``concurrency``).
+
+``fail_fast``: unordered, the first error to arrive is raised; ordered, the first error in
+input order is raised at its turn, after every result before it has been yielded, exactly
+where a plain loop over the keys would have stopped.
+
 Why a runner task: a task group must not stay open across the ``yield`` of an async generator
 (anyio forbids it: the caller's code would run inside the group's cancel scope). So the group
 lives in its own task, and the generator only reads a stream; leaving the loop (``break``, an
@@ -112,9 +121,9 @@ class Batch(Generic[V]):
             await results.aclose()
 
     async def _stream(self) -> AsyncGenerator[BatchResult[V], None]:
-        # In input order, a result may wait for earlier ones: the window bounds how many keys
-        # may be started but not yet delivered, which bounds the reorder buffer.
-        window = anyio.Semaphore(self._concurrency + self._buffer) if self._ordered else None
+        # The earliest key is not held while it runs: `buffer + 1` keys started but not yet
+        # delivered leave at most `buffer` finished results waiting behind it.
+        window = anyio.Semaphore(self._buffer + 1) if self._ordered else None
         send, receive = anyio.create_memory_object_stream[tuple[int, BatchResult[V]]](self._buffer)
         runner = asyncio.ensure_future(self._run(send, window))
         try:
@@ -126,15 +135,19 @@ class Batch(Generic[V]):
                         index, result = await receive_now_or_wait(receive)
                     except anyio.EndOfStream:
                         break
-                    if self._fail_fast and result.error is not None:
-                        raise result.error
                     if window is None:
+                        if self._fail_fast and result.error is not None:
+                            raise result.error
                         yield result
                         continue
+                    # A later key's error waits its turn like any result: the keys before it
+                    # are still answered.
                     waiting[index] = result
                     while next_index in waiting:
                         ready = waiting.pop(next_index)
                         next_index += 1
+                        if self._fail_fast and ready.error is not None:
+                            raise ready.error
                         window.release()
                         yield ready
             await runner  # raises what broke the batch: the input's exception, or a bug

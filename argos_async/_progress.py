@@ -3,38 +3,53 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 
 class Progress:
     """Redraws one status line at most ``per_second`` times a second.
 
+    Counts, rate and elapsed time are this run's. ``fraction`` is of the whole job, and
+    ``fraction_before`` is what earlier runs had done when this one started (a resumed job):
+    the ETA extrapolates from what this run did in its own time.
+
     Disabled (``enabled=False``, e.g. when stderr is not a terminal) it draws nothing, but
-    ``summary()`` still works.
+    the counts are still kept.
     """
 
-    def __init__(self, stream: TextIO, *, enabled: bool, per_second: float = 10.0) -> None:
+    def __init__(
+        self,
+        stream: TextIO,
+        *,
+        enabled: bool,
+        per_second: float = 10.0,
+        fraction_before: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.items = 0
         self.pages = 0
         self.retries = 0
         self.fraction: float | None = None
+        self.fraction_before = fraction_before
         self._stream = stream
         self._enabled = enabled
         self._interval = 1.0 / per_second
-        self._started = time.monotonic()
+        self._clock = clock
+        self._started = clock()
         self._drawn_at = float("-inf")
         self._width = 0
 
     @property
     def elapsed(self) -> float:
-        return time.monotonic() - self._started
+        return self._clock() - self._started
 
     def update(
         self, *, items: int, pages: int, retries: int = 0, fraction: float | None = None
     ) -> None:
         """Sets the counts (totals so far); ``fraction`` of the work done, when it is known."""
         self.items, self.pages, self.retries, self.fraction = items, pages, retries, fraction
-        now = time.monotonic()
+        now = self._clock()
         if self._enabled and now - self._drawn_at >= self._interval:
             self._drawn_at = now
             self._draw()
@@ -50,16 +65,26 @@ class Progress:
         elapsed = self.elapsed
         return self.items / elapsed if elapsed > 0 else 0.0
 
+    def eta(self) -> float | None:
+        """Seconds left at this run's pace, or None before there is a pace to go by."""
+        fraction = self.fraction
+        if fraction is None or not 0 < fraction < 1:
+            return None
+        done_here = fraction - self.fraction_before
+        if done_here <= 0:
+            return None
+        return self.elapsed * (1 - fraction) / done_here
+
     def line(self) -> str:
-        elapsed = self.elapsed
         text = (
             f"{self.items:,} items · {self.pages:,} pages · {self.rate():,.0f} items/s · "
-            f"{self.retries:,} retries · {elapsed:.1f} s"
+            f"{self.retries:,} retries · {self.elapsed:.1f} s"
         )
         if self.fraction is not None:
             text = f"{self.fraction:6.1%} · " + text
-            if 0 < self.fraction < 1:
-                text += f" · ETA {elapsed * (1 - self.fraction) / self.fraction:.0f} s"
+            eta = self.eta()
+            if eta is not None:
+                text += f" · ETA {eta:.0f} s"
         return text
 
     def _draw(self) -> None:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import stat
+import threading
+import time
 from collections import Counter
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from datetime import date
 from pathlib import Path
@@ -13,8 +18,9 @@ from typing import Any
 import anyio
 import pytest
 
-from argos_async import ArgosClient, CheckpointError, ServerError
-from argos_async._backfill import windows_between
+from argos_async import ArgosClient, CheckpointError, Page, ServerError
+from argos_async._backfill import Backfill, Window, windows_between
+from argos_async._checkpoint import Checkpoint
 from argos_async.testing import ArgosEmulator, FaultPlan, Status
 
 pytestmark = pytest.mark.anyio
@@ -120,7 +126,7 @@ async def test_a_checkpoint_resumes_every_window_and_skips_finished_ones(tmp_pat
                 first.extend(s.submission_id for s in page.items)
         saved = json.loads(checkpoint.read_bytes())
         assert len(saved["done"]) + len(saved["cursors"]) > 0
-        assert not (tmp_path / "backfill.ckpt.tmp").exists()
+        assert os.listdir(tmp_path) == [checkpoint.name]  # no temporary file left behind
 
         emu.reset_stats()
         again = argos.backfill(*YEAR, shards=4, page_size=100, checkpoint=checkpoint)
@@ -212,3 +218,129 @@ async def test_bad_backfill_arguments_fail_before_any_request(tmp_path: Path) ->
         with pytest.raises(TypeError, match="checkpoint"):
             argos.backfill("2025-01-01", checkpoint=3)  # type: ignore[arg-type]
         assert emu.requests == []
+
+
+async def test_a_busy_window_never_leaves_the_other_shard_idle() -> None:
+    latency, heavy_pages, light_windows = 0.02, 20, 15
+    windows = windows_between(date(2025, 1, 1), date(2025, 1, 1 + light_windows), 1)
+    heavy = windows[0].name  # taken first, by one shard, for the whole run
+    finished: dict[str, float] = {}
+
+    async def list_window(window: Window, cursor: str | None) -> AsyncGenerator[Page, None]:
+        pages = heavy_pages if window.name == heavy else 1
+        for n in range(pages):
+            await asyncio.sleep(latency)
+            yield Page(items=[], next_key=None, cursor=None if n == pages - 1 else str(n))
+        finished[window.name] = time.monotonic()
+
+    backfill = Backfill(windows, list_window, shards=2, checkpoint=None)
+    started = time.monotonic()
+    async with aclosing(backfill.pages()) as pages:
+        count = sum([1 async for _ in pages])
+    elapsed = time.monotonic() - started
+    assert count == heavy_pages + light_windows
+    assert backfill.stats.windows_done == len(windows)
+    lights = [at for name, at in finished.items() if name != heavy]
+    assert len(lights) == light_windows
+    assert max(lights) < finished[heavy]  # the other shard took every light window meanwhile
+    alone, in_turn = heavy_pages * latency, (heavy_pages + light_windows) * latency
+    assert elapsed < (alone + in_turn) / 2  # near the heavy window's time, not the sum
+
+
+def new_checkpoint(path: Path) -> Checkpoint:
+    checkpoint = Checkpoint(path, {"start_date": "2025-01-01"})
+    checkpoint.record("2025-01-01", "cursor-1")
+    checkpoint.save()
+    return checkpoint
+
+
+def test_a_checkpoint_is_written_to_a_temporary_file_synced_then_renamed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "job.ckpt"
+    checkpoint = new_checkpoint(path)
+    before = path.read_bytes()
+    events: list[tuple[str, bool]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(descriptor: int) -> None:
+        if stat.S_ISDIR(os.fstat(descriptor).st_mode):
+            events.append(("fsync directory", path.read_bytes() != before))
+        else:
+            events.append(("fsync file", path.read_bytes() == before))
+        real_fsync(descriptor)
+
+    def replace(source: str, target: Path) -> None:
+        # The new content is complete in a file beside the old one, which is still whole.
+        complete = json.loads(Path(source).read_bytes())["done"] == ["2025-01-01"]
+        beside = Path(source).parent == path.parent and Path(source) != path
+        events.append(("replace", complete and beside and path.read_bytes() == before))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    checkpoint.record("2025-01-01", None)
+    checkpoint.save()
+    assert events == [("fsync file", True), ("replace", True), ("fsync directory", True)]
+    assert Checkpoint.load_or_new(path, checkpoint.arguments).done == {"2025-01-01"}
+
+
+@pytest.mark.parametrize("failing", ["fsync", "replace"])
+def test_a_failed_checkpoint_save_leaves_the_previous_one_loadable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    path = tmp_path / "job.ckpt"
+    checkpoint = new_checkpoint(path)
+
+    def fail(*args: object) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, failing, fail)
+    checkpoint.record("2025-01-01", None)
+    with pytest.raises(OSError, match="Input/output"):
+        checkpoint.save()
+    monkeypatch.undo()
+    previous = Checkpoint.load_or_new(path, checkpoint.arguments)
+    assert previous.from_file
+    assert previous.cursors == {"2025-01-01": "cursor-1"}
+    assert previous.done == set()
+    assert sorted(tmp_path.iterdir()) == [path]  # and no half-written file beside it
+
+
+def test_two_writers_of_one_checkpoint_never_write_into_each_others_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "job.ckpt"
+    real_fsync = os.fsync
+
+    def slow_fsync(descriptor: int) -> None:
+        time.sleep(0.0005)  # widens the moment between writing and renaming
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    failures: list[BaseException] = []
+
+    def writer(name: str) -> None:
+        checkpoint = Checkpoint(path, {"start_date": "2025-01-01"})
+        try:
+            for n in range(60):
+                checkpoint.record(name, f"{name}-{n}" * 50)
+                checkpoint.save()
+                Checkpoint.load_or_new(path, checkpoint.arguments)  # whole, whoever wrote it
+        except BaseException as error:  # reported below, with the other writer's
+            failures.append(error)
+
+    threads = [threading.Thread(target=writer, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert not failures
+    assert sorted(tmp_path.iterdir()) == [path]
+
+
+async def test_an_unreadable_checkpoint_is_a_checkpoint_error(tmp_path: Path) -> None:
+    directory = tmp_path / "backfill.ckpt"
+    directory.mkdir()
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        ArgosClient(api_key="k").backfill("2025-01-01", "2025-01-10", checkpoint=directory)

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -14,11 +15,14 @@ from collections import Counter
 from datetime import date
 from pathlib import Path
 
+import aiohttp
 import anyio
+import msgspec
 import pytest
+from support import wait_until
 
 from argos_async._progress import Progress
-from argos_async.testing import ArgosEmulator, Dataset
+from argos_async.testing import ArgosEmulator, Dataset, FaultPlan, Status
 
 EXPORT = [sys.executable, "-m", "argos_async", "export"]
 
@@ -33,6 +37,21 @@ def ids_in(path: Path) -> list[str]:
     return [json.loads(line)["submission_id"] for line in path.read_bytes().splitlines()]
 
 
+def recorded_length(out: Path) -> int:
+    """The output length the checkpoint beside ``out`` accounts for (0 without one)."""
+    try:
+        return int(
+            json.loads((out.parent / (out.name + ".ckpt")).read_bytes())["extra"]["output_bytes"]
+        )
+    except FileNotFoundError:
+        return 0
+
+
+async def export(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
+    with anyio.fail_after(60):
+        return await anyio.run_process([*EXPORT, *args], env=env, check=False)
+
+
 @pytest.mark.anyio
 async def test_demo_export_writes_every_item_once_byte_exact(tmp_path: Path) -> None:
     out = tmp_path / "demo.jsonl"
@@ -45,7 +64,13 @@ async def test_demo_export_writes_every_item_once_byte_exact(tmp_path: Path) -> 
     assert result.returncode == 0, stderr
     ids = ids_in(out)
     assert sorted(ids) == sorted(Dataset.generate(3000, 7).ids)
-    assert "Exported 3,000 submissions in 365 pages" in stderr
+    summary = re.search(
+        r"Exported 3,000 submissions in 365 pages in \d+\.\d s "
+        r"\([\d,]+ items/s, ([\d,]+) retries\)",
+        stderr,
+    )
+    assert summary, stderr
+    assert int(summary[1].replace(",", "")) > 0  # the demo's faults were met and retried
     assert "\r" in stderr  # the progress line was drawn
     assert "items/s" in stderr
     assert "retries" in stderr
@@ -177,6 +202,7 @@ async def test_killed_ten_times_at_random_and_resumed_ends_with_every_id_once(
     async with ArgosEmulator(submissions=10_000, seed=21, latency=0.005) as emu:
         env = run_env(ARGOS_API_KEY=emu.api_key, ARGOS_BASE_URL=emu.url)
         kills = 0
+        ahead: list[bool] = []
         while kills < 10:
             process = await anyio.open_process(args, env=env)
             moment = rng.uniform(0.2, 1.0)
@@ -190,11 +216,14 @@ async def test_killed_ten_times_at_random_and_resumed_ends_with_every_id_once(
             await process.aclose()
             kills += 1
             assert time.monotonic() - started < 30
+            # Lines past the checkpoint's length: what the resume must cut off.
+            ahead.append(out.exists() and out.stat().st_size > recorded_length(out))
         final = await anyio.run_process(args, env=env, check=False)
         assert final.returncode == 0, final.stderr.decode()
         expected = sorted(emu.dataset.ids)
     counts = Counter(ids_in(out))
     assert kills == 10
+    assert any(ahead), "no kill left lines past the checkpoint: the truncation went untested"
     assert set(counts.values()) == {1}, [i for i, n in counts.items() if n > 1][:5]
     assert sorted(counts) == expected
 
@@ -218,3 +247,213 @@ def test_progress_line_counts_and_estimates() -> None:
     counting.close()
     assert quiet.getvalue() == ""
     assert (counting.items, counting.pages) == (5, 1)
+
+
+class _Listing(msgspec.Struct):
+    items: list[msgspec.Raw] = msgspec.field(name="Items")
+    next_key: object = msgspec.field(name="nextpageKey", default=None)
+
+
+@pytest.mark.anyio
+async def test_every_line_is_the_bytes_the_server_sent_for_that_item(tmp_path: Path) -> None:
+    out = tmp_path / "exact.jsonl"
+    span = ["--start-date", "2025-03-01", "--end-date", "2025-03-10"]
+    async with ArgosEmulator(submissions=3_000, seed=3) as emu:
+        env = run_env(ARGOS_API_KEY=emu.api_key, ARGOS_BASE_URL=emu.url)
+        result = await export([*span, "--shards", "3", "--page-size", "7", "--out", str(out)], env)
+        # The same items as the server renders them in one listing of the whole span.
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
+                f"{emu.url}/v3/submission",
+                params={"start_date": "2025-03-01", "end_date": "2025-03-10", "count": "2000"},
+                headers={"x-api-key": emu.api_key},
+            ) as response,
+        ):
+            listing = msgspec.json.decode(await response.read(), type=_Listing)
+    assert result.returncode == 0, result.stderr.decode()
+    assert listing.next_key is None
+    served = {msgspec.json.decode(raw)["submission_id"]: bytes(raw) for raw in listing.items}
+    lines = out.read_bytes().splitlines()
+    assert len(lines) == len(served) > 50
+    for line in lines:
+        assert line == served[json.loads(line)["submission_id"]]
+    assert re.search(
+        rf"Exported {len(served)} submissions in \d+ pages in \d+\.\d s ", (result.stderr.decode())
+    )
+
+
+@pytest.mark.anyio
+async def test_export_by_userid_without_a_range_lists_one_window_and_shows_no_eta(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "user.jsonl"
+    async with ArgosEmulator(submissions=3_000, seed=3, latency=0.002) as emu:
+        userid = "qa_runner_2"
+        env = run_env(ARGOS_API_KEY=emu.api_key, ARGOS_BASE_URL=emu.url)
+        result = await export(
+            ["--userid", userid, "--page-size", "3", "--progress", "--out", str(out)], env
+        )
+        queries = [r.query for r in emu.requests]
+        expected = emu.dataset.expected_ids(userid=userid)
+    stderr = result.stderr.decode()
+    assert result.returncode == 0, stderr
+    assert len(expected) > 6
+    assert ids_in(out) == expected  # one listing: in server order
+    assert all(q["userid"] == userid and "start_date" not in q for q in queries)
+    assert len(queries) >= len(expected) / 3
+    assert userid not in stderr  # a user id is personal data
+    assert "items/s" in stderr
+    assert "ETA" not in stderr  # no range, no way to tell how far along it is
+    assert "%" not in stderr
+
+
+@pytest.mark.anyio
+async def test_a_known_range_shows_an_eta(tmp_path: Path) -> None:
+    out = tmp_path / "range.jsonl"
+    async with ArgosEmulator(submissions=3_000, seed=3, latency=0.01) as emu:
+        env = run_env(ARGOS_API_KEY=emu.api_key, ARGOS_BASE_URL=emu.url)
+        result = await export(
+            [
+                *("--start-date", "2025-01-01", "--end-date", "2025-03-01"),
+                *("--shards", "2", "--page-size", "5", "--progress", "--out", str(out)),
+            ],
+            env,
+        )
+    stderr = result.stderr.decode()
+    assert result.returncode == 0, stderr
+    etas = [int(seconds) for seconds in re.findall(r"ETA (\d+) s", stderr)]
+    assert etas, stderr
+    assert all(0 <= seconds < 60 for seconds in etas)
+
+
+@pytest.mark.anyio
+async def test_a_failed_export_with_lines_added_since_resumes_to_every_id_once(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "export.jsonl"
+    span = ["--start-date", "2025-01-01", "--end-date", "2025-03-31"]
+    args = [*span, "--shards", "2", "--page-size", "10", "--out", str(out)]
+    # A non-retryable answer to the 40th list request: the export stops there, exit 1.
+    plan = FaultPlan([Status(400, at=[40])])
+    async with ArgosEmulator(submissions=1_500, seed=5, faults=plan) as emu:
+        env = run_env(ARGOS_API_KEY=emu.api_key, ARGOS_BASE_URL=emu.url)
+        failed = await export(args, env)
+        assert failed.returncode == 1, failed.stderr.decode()
+        assert "--resume" in failed.stderr.decode()
+        lines = out.read_bytes().splitlines(keepends=True)
+        assert lines
+        # What a crash or a careless hand could leave: a repeated line and a partial one.
+        with out.open("ab") as file:
+            file.write(lines[0] + lines[-1][:25])
+        resumed = await export([*args, "--resume"], env)
+        expected = emu.dataset.expected_ids(start_date="2025-01-01", end_date="2025-03-31")
+    stderr = resumed.stderr.decode()
+    assert resumed.returncode == 0, stderr
+    counts = Counter(ids_in(out))
+    assert set(counts.values()) == {1}
+    assert sorted(counts) == sorted(expected)
+    # The summary tells this run's count from what the file holds in all.
+    summary = re.search(
+        r"Resumed: exported ([\d,]+) submissions in [\d,]+ pages in \d+\.\d s this run .*; "
+        r"\S+ now holds ([\d,]+) submissions in all",
+        stderr,
+    )
+    assert summary, stderr
+    this_run, in_all = (int(n.replace(",", "")) for n in summary.groups())
+    assert 0 < this_run < in_all == len(expected)
+
+
+@pytest.mark.anyio
+async def test_a_failure_before_the_first_page_leaves_a_checkpoint_to_resume_from(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "x.jsonl"
+    async with ArgosEmulator(submissions=100, seed=1, faults=FaultPlan([Status(400, at=1)])) as emu:
+        env = run_env(ARGOS_API_KEY=emu.api_key, ARGOS_BASE_URL=emu.url)
+        span = ["--start-date", "2025-01-01", "--end-date", "2025-01-31"]
+        result = await export([*span, "--out", str(out)], env)
+    assert result.returncode == 1, result.stderr.decode()
+    # The checkpoint came first: an output never exists without one that accounts for it.
+    assert out.read_bytes() == b""
+    assert (out.parent / (out.name + ".ckpt")).exists()
+    assert recorded_length(out) == 0
+
+
+def test_resume_refuses_an_output_that_has_no_checkpoint(tmp_path: Path) -> None:
+    out = tmp_path / "x.jsonl"
+    out.write_text("precious\n")
+    result = run(["--demo", "--demo-submissions", "10", "--resume", "--out", str(out)])
+    assert result.returncode == 2
+    assert "no checkpoint" in result.stderr.decode()
+    assert "--overwrite" in result.stderr.decode()
+    assert out.read_text() == "precious\n"
+
+
+def test_resume_refuses_an_output_shorter_than_its_checkpoint(tmp_path: Path) -> None:
+    out = tmp_path / "x.jsonl"
+    demo = ["--demo", "--demo-submissions", "200", "--end-date", "2025-01-31", "--out", str(out)]
+    first = run(demo)
+    assert first.returncode == 0, first.stderr.decode()
+    cut = out.read_bytes()[:-10]
+    out.write_bytes(cut)
+    again = run([*demo, "--resume"])
+    assert again.returncode == 2
+    assert "shorter than the checkpoint records" in again.stderr.decode()
+    assert out.read_bytes() == cut  # left as it was
+
+
+def test_an_unreadable_checkpoint_is_a_usage_error(tmp_path: Path) -> None:
+    out = tmp_path / "x.jsonl"
+    checkpoint = tmp_path / "a-directory"
+    checkpoint.mkdir()
+    args = ["--demo", "--demo-submissions", "10", "--checkpoint", str(checkpoint)]
+    result = run([*args, "--resume", "--out", str(out)])
+    assert result.returncode == 2
+    assert "cannot be read" in result.stderr.decode()
+    assert "Traceback" not in result.stderr.decode()
+    overwrite = run([*args, "--overwrite", "--out", str(out)])
+    assert overwrite.returncode == 2
+    assert "Traceback" not in overwrite.stderr.decode()
+
+
+@pytest.mark.anyio
+async def test_a_second_export_of_the_same_output_stops_at_once(tmp_path: Path) -> None:
+    out = tmp_path / "export.jsonl"
+    args = [
+        *("--start-date", "2025-01-01", "--end-date", "2025-03-31"),
+        *("--shards", "2", "--page-size", "2", "--out", str(out), "--resume"),
+    ]
+    async with ArgosEmulator(submissions=1_500, seed=6, latency=0.05) as emu:
+        env = run_env(ARGOS_API_KEY=emu.api_key, ARGOS_BASE_URL=emu.url)
+        first = await anyio.open_process([*EXPORT, *args], env=env)
+        try:
+            await wait_until(lambda: recorded_length(out) > 0, timeout=20)  # it is writing
+            second = await export(args, env)
+            assert first.returncode is None  # still running: the second had to stop
+        finally:
+            first.send_signal(signal.SIGKILL)
+            await first.wait()
+            await first.aclose()
+        assert second.returncode == 2
+        assert "another export" in second.stderr.decode()
+        # The lock went with the killed process, and nothing of its work was lost.
+        emu.latency = 0
+        final = await export(args, env)
+        expected = emu.dataset.expected_ids(start_date="2025-01-01", end_date="2025-03-31")
+    assert final.returncode == 0, final.stderr.decode()
+    assert Counter(ids_in(out)) == Counter(expected)
+
+
+def test_the_eta_after_a_resume_goes_by_this_runs_pace() -> None:
+    now = 100.0
+    stream = io.StringIO()
+    # Earlier runs did 90 %; this one does 5 % more in 10 s, so 5 % to go takes 10 s more.
+    progress = Progress(
+        stream, enabled=True, per_second=1e9, fraction_before=0.9, clock=lambda: now
+    )
+    now = 110.0
+    progress.update(items=10, pages=1, fraction=0.95)
+    assert progress.line().endswith("ETA 10 s")
+    progress.update(items=10, pages=1, fraction=0.9)
+    assert "ETA" not in progress.line()  # nothing done in this run yet: no pace to go by

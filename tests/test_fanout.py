@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Any
 
+import anyio
 import pytest
 from support import wait_until
 
-from argos_async import ArgosClient, BatchResult, NotFoundError, Submission
+from argos_async import ArgosClient, ArgosError, BatchResult, NotFoundError, Submission
 from argos_async._fanout import Batch
-from argos_async.testing import ArgosEmulator, FaultPlan, Status
+from argos_async.testing import ArgosEmulator, Dataset, Delay, FaultPlan, Status
 
 pytestmark = pytest.mark.anyio
 
@@ -54,13 +55,18 @@ async def test_the_server_never_sees_more_than_concurrency_requests() -> None:
         assert emu.max_in_flight == 8  # the bound is reached, and never passed
 
 
-async def test_ordered_mode_keeps_input_order() -> None:
-    async with ArgosEmulator(submissions=600, seed=4, latency=0.002) as emu:
+async def test_ordered_mode_keeps_input_order_that_slow_lookups_scramble() -> None:
+    # Every seventh lookup is slow, so results complete out of input order.
+    slow = Delay(0.02, path="/v3/submission", at=range(0, 2_000, 7))
+    async with ArgosEmulator(submissions=300, seed=4, faults=FaultPlan([slow])) as emu:
         ids = [*list(reversed(emu.dataset.ids)), "not-there-at-all"]
         async with client_for(emu) as argos:
+            unordered = [r.key async for r in argos.batch_get_submissions(ids, concurrency=16)]
             keys = [
                 r.key async for r in argos.batch_get_submissions(ids, concurrency=16, ordered=True)
             ]
+    assert sorted(unordered) == sorted(ids)
+    assert unordered != ids  # so that keeping the order is something ordered mode does
     assert keys == ids
 
 
@@ -258,3 +264,166 @@ async def test_200000_keys_keep_about_concurrency_tasks_alive() -> None:
     assert count == 200_000
     # 32 workers, the runner, the test's own task and anyio's runner task.
     assert most_tasks <= 32 + 4
+
+
+def batch_of(
+    keys: list[str],
+    lookup: Callable[[str], Awaitable[str]],
+    *,
+    concurrency: int = 16,
+    buffer: int = 16,
+    ordered: bool = False,
+    fail_fast: bool = False,
+) -> Batch[str]:
+    """The fan-out machinery alone, around a fake lookup."""
+    return Batch(
+        keys,
+        lookup,
+        argument="ids",
+        concurrency=concurrency,
+        buffer=buffer,
+        ordered=ordered,
+        fail_fast=fail_fast,
+        dedupe=True,
+    )
+
+
+async def test_lookups_of_varying_latency_come_in_input_order_only_when_ordered() -> None:
+    async def lookup(key: str) -> str:
+        await asyncio.sleep((15 - int(key) % 16) / 1000)
+        return key
+
+    keys = [str(n) for n in range(64)]
+    unordered = [r async for r in batch_of(keys, lookup)]
+    ordered = [r async for r in batch_of(keys, lookup, ordered=True)]
+    assert sorted(r.key for r in unordered) == sorted(keys)
+    assert [r.key for r in unordered] != keys
+    assert [r.key for r in ordered] == keys
+    assert all(r.value == r.key for r in ordered)
+
+
+@pytest.mark.parametrize(("concurrency", "buffer"), [(8, 4), (4, 16), (4, 0)])
+async def test_a_slow_first_key_holds_at_most_buffer_finished_results(
+    concurrency: int, buffer: int
+) -> None:
+    started = finished = delivered = 0
+    slow_done = False
+    most_held = most_held_behind = most_ahead = most_in_flight = 0
+
+    def watch() -> None:
+        nonlocal most_held, most_held_behind, most_ahead, most_in_flight
+        most_held = max(most_held, finished - delivered)
+        if not slow_done:
+            most_held_behind = max(most_held_behind, finished - delivered)
+        most_ahead = max(most_ahead, started - delivered)
+        most_in_flight = max(most_in_flight, started - finished)
+
+    async def lookup(key: str) -> str:
+        nonlocal started, finished, slow_done
+        started += 1
+        watch()
+        if key == "0":
+            await asyncio.sleep(0.05)
+            slow_done = True
+        else:
+            await asyncio.sleep(0)
+        finished += 1
+        watch()
+        return key
+
+    keys = [str(n) for n in range(60)]
+    got = []
+    batch = batch_of(keys, lookup, concurrency=concurrency, buffer=buffer, ordered=True)
+    async with batch as results:
+        async for result in results:
+            delivered += 1
+            got.append(result.key)
+    assert got == keys
+    # Reached behind the slow key, and never passed: the documented bound.
+    assert most_held_behind == buffer
+    # Once the slow key is done too, it is delivered next, at once.
+    assert most_held <= buffer + 1
+    assert most_ahead <= buffer + 1
+    assert most_in_flight <= concurrency
+
+
+def failing_at(fast: set[int], slow: set[int]) -> Callable[[str], Awaitable[str]]:
+    """A lookup whose keys in ``fast`` fail at once, in ``slow`` fail after 30 ms; the others
+    succeed after 10 ms."""
+
+    async def lookup(key: str) -> str:
+        n = int(key)
+        if n in fast:
+            raise ArgosError(f"failed {key}")
+        await asyncio.sleep(0.03 if n in slow else 0.01)
+        if n in slow:
+            raise ArgosError(f"failed {key}")
+        return key
+
+    return lookup
+
+
+async def test_ordered_fail_fast_raises_the_first_error_in_input_order_at_its_turn() -> None:
+    keys = [str(n) for n in range(12)]
+    got: list[str] = []
+    # A later key fails first: the keys before it are still answered, then its error.
+    with pytest.raises(ArgosError, match="failed 7"):
+        async for result in batch_of(keys, failing_at({7}, set()), ordered=True, fail_fast=True):
+            got.append(result.key)
+    assert got == [str(n) for n in range(7)]
+
+    # Two errors: the earlier one in input order wins, though it arrives last.
+    got.clear()
+    with pytest.raises(ArgosError, match="failed 2"):
+        lookup = failing_at({7}, {2})
+        async for result in batch_of(keys, lookup, ordered=True, fail_fast=True):
+            got.append(result.key)
+    assert got == ["0", "1"]
+
+    # Unordered, the first error to arrive is raised, before anything slower.
+    got.clear()
+    with pytest.raises(ArgosError, match="failed 7"):
+        async for result in batch_of(keys, failing_at({7}, {2}), fail_fast=True):
+            got.append(result.key)
+    assert got == []
+
+
+async def test_cancelling_a_batch_through_an_anyio_scope_leaves_nothing_behind() -> None:
+    # As Starlette cancels a request handler: the scope cancels the caller while requests are
+    # in flight and results wait; the autouse fixtures fail the test on any leaked task or
+    # unretrieved exception.
+    async with (
+        ArgosEmulator(submissions=300, seed=7, latency=0.005) as emu,
+        client_for(emu) as argos,
+    ):
+        for attempt in range(10):
+            for ordered in (False, True):
+                with anyio.move_on_after(attempt * 0.004) as scope:
+                    batch = argos.batch_get_submissions(
+                        emu.dataset.ids, concurrency=8, ordered=ordered
+                    )
+                    async with batch as results:
+                        async for _ in results:
+                            await asyncio.sleep(0)
+                assert scope.cancelled_caught  # each attempt was cut off mid-batch
+        await wait_until(lambda: emu.in_flight == 0, timeout=1.0)
+
+
+async def test_an_address_with_3000_submissions_comes_back_whole_in_two_pages() -> None:
+    emu = ArgosEmulator(submissions=5_000, seed=8, page_byte_limit=None)
+    # An emulator's own data set gives its heavy address n // 50 submissions: 3,000 of them
+    # in a small data set keeps it quick to build.
+    emu.dataset = Dataset.generate(5_000, 8, heavy=3_000)
+    heavy = emu.dataset.heavy_email
+    async with emu, client_for(emu) as argos:
+        results = [
+            r.unwrap()
+            async for r in argos.batch_get_by_email([heavy, "nobody@example.org"], ordered=True)
+        ]
+        asked = [r.query for r in emu.requests if r.query.get("email") == heavy]
+    expected = emu.dataset.expected_ids(email=heavy)
+    assert len(expected) == 3_000
+    assert [s.submission_id for s in results[0]] == expected  # all of them, in server order
+    assert results[1] == []
+    assert len(asked) == 2
+    assert {q["count"] for q in asked} == {"2000"}

@@ -391,6 +391,17 @@ class Dataset:
     """A deterministic synthetic submission set; `items` are in server order (newest first).
 
     Build it with `Dataset.generate`. Items are built lazily and shared: treat them as read-only.
+
+    Attributes (a "position" is an index into `items`, i.e. the server order):
+
+    - `seed`, `start`, `days`: the arguments it was generated with.
+    - `items`: every submission as a single lookup returns it (a JSON-like dict).
+    - `ids`, `created_ats`, `emails`, `userids`: per position, the item's `submission_id`,
+      `created_at` string, `email` and `userid` (None when it has none), without building it.
+    - `position`: submission id to position.
+    - `email_positions`, `userid_positions`, `applicant_positions`: email, userid or
+      applicant id to the ascending positions of its items.
+    - `heavy_email`: the address with the most submissions (a QA account's), for filter tests.
     """
 
     def __init__(self, records: list[_Record], *, seed: int, start: date, days: int) -> None:
@@ -426,13 +437,26 @@ class Dataset:
         )
 
     @staticmethod
-    def generate(n: int, seed: int, *, start: date = date(2025, 1, 1), days: int = 365) -> Dataset:
-        """Builds (or returns the cached) data set of `n` submissions for these arguments."""
+    def generate(
+        n: int,
+        seed: int,
+        *,
+        start: date = date(2025, 1, 1),
+        days: int = 365,
+        heavy: int | None = None,
+    ) -> Dataset:
+        """Builds (or returns the cached) data set of `n` submissions for these arguments.
+
+        `heavy` is how many of them belong to `heavy_email` (default `n // 50`), so that a
+        test can have an address with many pages of submissions without a huge data set.
+        """
         if n < 0:
             raise ValueError("n must be >= 0")
         if days < 1:
             raise ValueError("days must be >= 1")
-        return _cached_build(n, seed, start, days)
+        if heavy is not None and not 0 <= heavy <= n:
+            raise ValueError("heavy must be within 0..n")
+        return _cached_build(n, seed, start, days, n // 50 if heavy is None else heavy)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -496,13 +520,14 @@ class Dataset:
         ]
 
 
-def _build(n: int, seed: int, start: date, days: int) -> Dataset:
+def _build(n: int, seed: int, start: date, days: int, heavy: int | None = None) -> Dataset:
     # The cyclic GC rescans the growing heap again and again while it fills with fresh
     # objects (none of them cyclic): pausing it keeps generation linear in n.
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return Dataset(_generate(n, seed, start, days), seed=seed, start=start, days=days)
+        records = _generate(n, seed, start, days, n // 50 if heavy is None else heavy)
+        return Dataset(records, seed=seed, start=start, days=days)
     finally:
         if was_enabled:
             gc.enable()
@@ -512,7 +537,7 @@ def _build(n: int, seed: int, start: date, days: int) -> Dataset:
 _cached_build = functools.lru_cache(maxsize=16)(_build)
 
 
-def _generate(n: int, seed: int, start: date, days: int) -> list[_Record]:
+def _generate(n: int, seed: int, start: date, days: int, heavy: int) -> list[_Record]:
     rng = random.Random(seed)
     r = rng.random
     clock = _Clock(start, days)
@@ -608,7 +633,7 @@ def _generate(n: int, seed: int, start: date, days: int) -> list[_Record]:
 
     # The heavy address: a QA account that ran many test submissions under different names.
     singles = [rec for rec in records if not rec.repeated]
-    for rec in rng.sample(singles, min(len(singles), n // 50)):
+    for rec in rng.sample(singles, min(len(singles), heavy)):
         rec.email = _HEAVY_EMAIL
         rec.userid = _HEAVY_USERIDS[int(r() * 3)]
     return records
