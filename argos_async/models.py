@@ -370,7 +370,9 @@ class PageKey(msgspec.Struct, frozen=True, gc=False):
     """``nextpageKey``: where the next page starts. Both values are sent back verbatim."""
 
     id: str
+    """The last submission id of the page (sent back as ``nextpage_id``)."""
     created_at: str
+    """That submission's ``created_at``, as sent (sent back as ``nextpage_date``)."""
 
 
 class Page(msgspec.Struct, kw_only=True, gc=False):
@@ -381,9 +383,13 @@ class Page(msgspec.Struct, kw_only=True, gc=False):
     """
 
     items: list[Submission]
+    """The page's submissions in server order; may be empty on a page that is not the last."""
     next_key: PageKey | None
+    """The server's ``nextpageKey``; None on the last page."""
     cursor: str | None
+    """An opaque resume token for ``cursor=``; None on the last page."""
     body: bytes = msgspec.field(default=b"")
+    """The response body exactly as received (``raw_items`` is read from it)."""
 
     def __repr__(self) -> str:
         return f"Page(items=<{len(self.items)} submissions>, cursor={self.cursor!r})"

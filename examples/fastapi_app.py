@@ -9,8 +9,10 @@ handed to endpoints by the :func:`get_argos` dependency. Two endpoints:
   line, exactly as the API sent it), streamed page by page while the next page is read ahead.
 
 Errors of the API become answers of this service (see :func:`add_argos_error_handlers`):
-``NotFoundError`` 404; ``RateLimitError`` and ``QuotaExceededError`` 503 with ``Retry-After``;
-any other ``APIError`` (bad key, 5xx after retries, connection errors, timeouts, bodies that do
+``NotFoundError`` 404; ``RateLimitError`` and ``QuotaExceededError`` 503 with ``Retry-After``
+(the upstream's wait, or :data:`DEFAULT_RETRY_AFTER` when it gave none); ``APITimeoutError``
+(the upstream did not answer within the client's ``timeout`` or ``deadline``) 504 Gateway
+Timeout; any other ``APIError`` (bad key, 5xx after retries, connection errors, bodies that do
 not decode) 502. The bodies carry the error's message, which never holds the key and has emails
 and user ids masked.
 
@@ -40,6 +42,7 @@ from starlette.types import Receive, Scope, Send
 from argos_async import (
     APIError,
     APIStatusError,
+    APITimeoutError,
     ArgosClient,
     NotFoundError,
     Page,
@@ -47,6 +50,8 @@ from argos_async import (
 )
 
 __all__ = [
+    "DEFAULT_DEADLINE",
+    "DEFAULT_RETRY_AFTER",
     "Argos",
     "ListingInterrupted",
     "NDJSONListing",
@@ -59,6 +64,17 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _encode = msgspec.json.Encoder().encode
+
+DEFAULT_RETRY_AFTER = 5
+"""The ``Retry-After`` (seconds) of a 503 for an upstream 429 that named no wait. Without one a
+client may retry at once, which a throttled upstream needs least; the client has already
+retried with backoff by then, so the throttling is not a one-second blip."""
+
+DEFAULT_DEADLINE = 10.0
+"""The app's client ``deadline`` unless ``client_options`` sets one: the seconds one API call
+may take, retries and waits included (a page's request, in a listing). A web request should get
+its 503 or 504 while its caller still waits for it, not after a minute of retries, or of the
+pause that a long ``Retry-After`` puts on the whole client."""
 
 
 def create_app(
@@ -73,9 +89,10 @@ def create_app(
     ``api_key`` and ``base_url`` default to the ``ARGOS_API_KEY`` and ``ARGOS_BASE_URL``
     environment variables (read by the client at startup, so a missing key fails the startup,
     not the first request). ``client_options`` are further ``ArgosClient`` arguments
-    (``timeout``, ``max_retries``, ``max_requests_per_second``, ...).
+    (``timeout``, ``max_retries``, ``max_requests_per_second``, ...); ``deadline`` defaults to
+    :data:`DEFAULT_DEADLINE`.
     """
-    options = dict(client_options or {})
+    options = {"deadline": DEFAULT_DEADLINE, **(client_options or {})}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -207,8 +224,12 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     elif isinstance(exc, RateLimitError):
         # Upstream is throttling or out of quota: unavailable for now, come back later.
         status = 503
-        if exc.retry_after is not None:
-            headers["Retry-After"] = str(max(0, math.ceil(exc.retry_after)))
+        wait = DEFAULT_RETRY_AFTER if exc.retry_after is None else exc.retry_after
+        headers["Retry-After"] = str(max(0, math.ceil(wait)))
+    elif isinstance(exc, APITimeoutError):
+        # The upstream did not answer in time: a gateway's timeout, not a bad answer.
+        status = 504
+        logger.warning("Argos API call timed out: %s", exc)
     else:
         status = 502
         logger.warning("Argos API call failed: %s", exc)

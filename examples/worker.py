@@ -38,6 +38,10 @@ or from an async job framework's scheduler (arq, taskiq, SAQ, ...): keep one ``A
 the worker's life (its startup and shutdown hooks) and call ``await reconciler.run_once()`` from
 the periodic job, with a persistent store (``SubmissionState`` encodes to JSON with
 ``msgspec.json.encode`` and back with ``msgspec.json.decode(data, type=SubmissionState)``).
+
+Test it against :class:`~argos_async.testing.ArgosEmulator`: run a pass, change a submission
+the way the provider would with ``emu.update(submission_id, kyc_result="rejected")`` (it moves
+``updated_at`` and ``kyc_result_at``), and the next pass reports exactly that submission.
 """
 
 from __future__ import annotations

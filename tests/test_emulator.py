@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -375,6 +375,182 @@ def test_dataset_shape() -> None:
     assert "Multiple invalid KYC attempts " in {
         c for it in ds.items for c in it["kyc"].get("comment", ())
     }
+
+
+# Realism: the data set looks like a KYC provider's, so that code tested on it meets the
+# shapes it will meet in production.
+
+ALPHA3 = {
+    "USA", "GBR", "CAN", "KOR", "JPN", "BRA", "PRT", "ESP", "MEX", "DEU", "FRA", "IND", "VNM",
+    "PHL", "NGA",
+}  # fmt: skip
+# The seed's idType list, with its typos fixed (drivers_licensem, "residence permit", ...).
+SEED_ID_TYPES = {
+    "passport", "government_id", "drivers_license", "residence_permit",
+    "vehicle_registration_certificate", "visa", "aadhaar", "pancard",
+}  # fmt: skip
+RETRY_CODES = {
+    "liveness_error", "face_compare_underscore", "face_compare_fail", "barcode_protocol_fail",
+    "mrz_protocol_fail",
+}  # fmt: skip
+
+
+def test_people_have_names_nationalities_and_documented_id_types() -> None:
+    items = list(Dataset.generate(SMALL, 7).items)
+    for it in items:
+        data = it["data"]
+        assert data["name"].strip()
+        if "full_name" in data:
+            assert data["first_name"].strip()
+            assert data["last_name"].strip()
+            assert data["full_name"] == f"{data['first_name']} {data['last_name']}"
+        assert data["nationality"] in ALPHA3
+        assert data["idcard_issuingCountry"] in ALPHA3
+        assert data["idType"] in SEED_ID_TYPES
+        assert data["gender"] in ("male", "female")
+    assert len({it["data"]["nationality"] for it in items}) >= 10
+    assert len({it["data"]["idType"] for it in items}) >= 6
+    assert len({it["data"]["name"] for it in items}) > SMALL // 10
+
+
+def test_kyc_attempts_carry_retry_codes() -> None:
+    attempts = [a for it in Dataset.generate(SMALL, 7).items for a in it["kyc"].get("attempts", ())]
+    failed = [a for a in attempts if a["verificationResult"] == "fail"]
+    assert failed
+    assert all(len(a["retryCode"]) == len(a["retryMsg"]) == 1 for a in failed)
+    codes = {c for a in failed for c in a["retryCode"]}
+    assert codes <= RETRY_CODES
+    assert len(codes) >= 4
+    assert all("retryCode" not in a for a in attempts if a["verificationResult"] == "success")
+
+
+async def test_aml_results_only_for_approved_submissions_as_served(
+    http: aiohttp.ClientSession, emu: ArgosEmulator
+) -> None:
+    items = [it for page in await walk(http, emu, {"count": "2000"}) for it in page["Items"]]
+    assert len(items) == SMALL
+    for it in items:
+        assert ("aml" in it) == (it["kyc"]["result"] == "approved")
+    statuses = {it["aml"]["currentstatus"] for it in items if "aml" in it}
+    assert statuses == {"Not Screened", "Red Flag"}
+    flagged = [it["aml"] for it in items if it.get("aml", {}).get("currentstatus") == "Red Flag"]
+    assert all(aml["matches"] and aml["risk_level_summary"] != "Not Screened" for aml in flagged)
+
+
+def test_several_submissions_share_an_applicant_id() -> None:
+    ds = Dataset.generate(SMALL, 7)
+    shared = ds.shared_applicant_ids
+    assert len(shared) >= 10
+    for applicant_id in shared:
+        items = ds.for_applicant(applicant_id)
+        assert len(items) >= 2
+        assert len({it["submission_id"] for it in items}) == len(items)
+        # The same person: name, birth date, gender and nationality agree.
+        data = [it["data"] for it in items]
+        people = {(d["name"], d["date_of_birth"], d["gender"], d["nationality"]) for d in data}
+        assert len(people) == 1
+
+
+# Changing a submission after it was served (ArgosEmulator.update).
+
+
+def pending_id(emu: ArgosEmulator) -> str:
+    return next(
+        sid
+        for sid, it in zip(emu.dataset.ids, emu.dataset.items, strict=True)
+        if it["kyc"]["result"] == "pending"
+    )
+
+
+async def test_update_is_served_by_list_pages_and_single_lookups(
+    http: aiohttp.ClientSession, emu: ArgosEmulator
+) -> None:
+    sid = pending_id(emu)
+    before = emu.dataset.get(sid)
+    assert before is not None
+    _, listed_before = await get(http, emu, params={"count": "2000"})  # fills the page cache
+    updated = emu.update(
+        sid,
+        kyc_result="rejected",
+        comment_code=["id_image_badImage"],
+        comment=["Fail to read the ID image."],
+    )
+    assert emu.get(sid) == updated
+    _, single = await get(http, emu, params={"submission_id": sid})
+    assert single == {"Items": [updated]}
+    day = before["created_at"][:10]
+    pages = await walk(http, emu, {"start_date": day, "end_date": day, "count": "3"})
+    (listed,) = [it for page in pages for it in page["Items"] if it["submission_id"] == sid]
+    assert listed["kyc"] == {
+        "result": "rejected",
+        "comment": ["Fail to read the ID image."],
+        "commentCode": ["id_image_badImage"],
+    }
+    assert listed["updated_at"] == updated["updated_at"] == updated["kyc_result_at"]
+    assert listed["updated_at"] > before["updated_at"]
+    # Only that item changed, and the listing's order and keys did not move.
+    assert ids_of(pages) == emu.dataset.expected_ids(start_date=day, end_date=day)
+    _, listed_after = await get(http, emu, params={"count": "2000"})
+    changed = [
+        a["submission_id"]
+        for a, b in zip(listed_before["Items"], listed_after["Items"], strict=True)
+        if a != b
+    ]
+    assert sid in ids_of([listed_before])
+    assert changed == [sid]
+
+
+async def test_update_leaves_the_shared_dataset_and_other_emulators_alone(
+    http: aiohttp.ClientSession, emu: ArgosEmulator
+) -> None:
+    sid = pending_id(emu)
+    original = msgspec.json.encode(emu.dataset.get(sid))
+    emu.update(sid, kyc_result="approved")
+    assert msgspec.json.encode(emu.dataset.get(sid)) == original
+    async with ArgosEmulator(SMALL, seed=7) as twin:
+        assert twin.dataset is emu.dataset  # the cached data set is shared...
+        _, single = await get(http, twin, params={"submission_id": sid})
+        assert msgspec.json.encode(single["Items"][0]) == original  # ...but not the update
+        # The same update on an emulator of the same seed gives the same item.
+        assert twin.update(sid, kyc_result="approved") == emu.get(sid)
+
+
+async def test_update_timestamps_and_result_fields(emu: ArgosEmulator) -> None:
+    ds = emu.dataset
+    incomplete = next(it for it in ds.items if it["kyc"]["result"] == "incomplete")
+    rejected = emu.update(incomplete["submission_id"], kyc_result="rejected")
+    assert rejected["kyc"]["commentCode"] == ["timeout"]
+    assert rejected["kyc"]["comment"] == ["KYC rejected due to timeout"]
+    assert "aml" not in rejected
+
+    sid = pending_id(emu)
+    when = datetime(2026, 2, 3, 4, 5, 6, 789000, tzinfo=timezone.utc)
+    approved = emu.update(sid, kyc_result="approved", at=when)
+    assert approved["updated_at"] == approved["kyc_result_at"] == "2026-02-03T04:05:06.789Z"
+    assert approved["aml"] == {
+        "risk_level_summary": "Not Screened",
+        "currentstatus": "Not Screened",
+    }
+    assert "commentCode" not in approved["kyc"]
+    # A later change moves updated_at on; the first decision's time stays.
+    later = emu.update(sid, fields={"memo": {"text": "checked", "updated_at": "x"}})
+    assert later["updated_at"] == "2026-02-03T04:06:06.789Z"
+    assert later["kyc_result_at"] == "2026-02-03T04:05:06.789Z"
+    assert emu.update(sid, fields={"memo": None}).get("memo") is None
+
+
+def test_update_refuses_what_it_cannot_do(emu: ArgosEmulator) -> None:
+    sid = emu.dataset.ids[0]
+    with pytest.raises(KeyError):
+        emu.update("nosuchsubmission", kyc_result="approved")
+    for field in ("submission_id", "created_at", "email", "userid", "applicant_id"):
+        with pytest.raises(ValueError, match=field):
+            emu.update(sid, fields={field: "x"})
+    with pytest.raises(ValueError, match="aware"):
+        emu.update(sid, at=datetime(2026, 1, 1))
+    with pytest.raises(ValueError, match="rejected"):
+        emu.update(sid, kyc_result="approved", comment_code=["other"])
+    assert emu.get(sid) == emu.dataset.items[0]  # nothing changed
 
 
 def test_serve_cli() -> None:

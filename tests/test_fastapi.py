@@ -19,8 +19,8 @@ from starlette.types import Message
 from support import wait_until
 
 from argos_async import ArgosClient, Page
-from argos_async.testing import ArgosEmulator, FaultPlan, QuotaExceeded, Status
-from examples.fastapi_app import ListingInterrupted, create_app
+from argos_async.testing import ArgosEmulator, Delay, FaultPlan, QuotaExceeded, Status
+from examples.fastapi_app import DEFAULT_RETRY_AFTER, ListingInterrupted, create_app
 
 pytestmark = pytest.mark.anyio
 
@@ -114,13 +114,17 @@ async def test_rate_limit_with_long_retry_after_is_503_with_retry_after() -> Non
         ArgosEmulator(submissions=300, seed=9, faults=plan) as emu,
         running(app_for(emu)) as http,
     ):
-        lookup = await http.get(f"/submissions/{emu.dataset.ids[0]}")
-        listing = await http.get(f"/users/{HEAVY_USER}/submissions")
-        # 120 s is over the client's max_retry_after: it gives up at once, no retry.
-        assert len(emu.requests) == 2
+        with anyio.fail_after(3):  # no request waits out the pause: each answers at once
+            lookup = await http.get(f"/submissions/{emu.dataset.ids[0]}")
+            # 120 s is over the client's max_retry_after: it gives up at once, no retry.
+            assert len(emu.requests) == 1
+            listing = await http.get(f"/users/{HEAVY_USER}/submissions")
+    assert lookup.headers["retry-after"] == "120"
+    # The client may answer the listing from its own pause (capped at max_retry_after)
+    # without asking the server again.
+    assert 1 <= int(listing.headers["retry-after"]) <= 120
     for response in (lookup, listing):
         assert response.status_code == 503
-        assert response.headers["retry-after"] == "120"
         assert response.json()["error"] == "RateLimitError"
         assert emu.api_key not in response.text
     assert HEAVY_USER not in listing.text
@@ -135,6 +139,23 @@ async def test_fractional_retry_after_is_rounded_up() -> None:
         response = await http.get(f"/submissions/{emu.dataset.ids[0]}")
     assert response.status_code == 503
     assert response.headers["retry-after"] == "62"
+
+
+async def test_rate_limit_without_retry_after_is_503_with_the_default_wait() -> None:
+    plan = FaultPlan([Status(429, path="/v3/submission")])
+    async with (
+        ArgosEmulator(submissions=300, seed=9, faults=plan) as emu,
+        running(app_for(emu, max_retries=1)) as http,
+    ):
+        lookup = await http.get(f"/submissions/{emu.dataset.ids[0]}")
+        assert len(emu.requests) == 2  # retried once with backoff before giving up
+        listing = await http.get(f"/users/{HEAVY_USER}/submissions")
+    assert all("retry-after" not in r.headers for r in emu.requests)
+    for response in (lookup, listing):
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == str(DEFAULT_RETRY_AFTER)
+        assert response.json()["error"] == "RateLimitError"
+        assert response.json()["detail"] == "Too Many Requests"
 
 
 async def test_quota_exceeded_is_503() -> None:
@@ -164,6 +185,25 @@ async def test_server_errors_after_retries_are_502() -> None:
         "upstream_request_id": response.json()["upstream_request_id"]
     }
     assert "retry-after" not in response.headers
+
+
+@pytest.mark.parametrize("options", [{"timeout": 0.2}, {"deadline": 0.3}])
+async def test_an_upstream_that_does_not_answer_in_time_is_504(options: dict[str, float]) -> None:
+    plan = FaultPlan([Delay(5, path="/v3/submission")])
+    async with (
+        ArgosEmulator(submissions=300, seed=9, faults=plan) as emu,
+        running(app_for(emu, max_retries=0, **options)) as http,
+    ):
+        with anyio.fail_after(3):
+            lookup = await http.get(f"/submissions/{emu.dataset.ids[0]}")
+            listing = await http.get(f"/users/{HEAVY_USER}/submissions")
+        await wait_until(lambda: emu.in_flight == 0)
+    for response in (lookup, listing):
+        assert response.status_code == 504
+        assert response.json()["error"] == "APITimeoutError"
+        assert "retry-after" not in response.headers
+        assert emu.api_key not in response.text
+    assert HEAVY_USER not in listing.text
 
 
 async def test_a_connection_error_is_502() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from datetime import date
 
@@ -11,7 +11,7 @@ import pytest
 from support import wait_until
 
 from argos_async import ArgosClient, PaginationError, Submission
-from argos_async.testing import ArgosEmulator, FaultPlan, RecordedRequest, RepeatKey
+from argos_async.testing import ArgosEmulator, Delay, FaultPlan, RecordedRequest, RepeatKey
 
 pytestmark = pytest.mark.anyio
 
@@ -123,6 +123,53 @@ async def test_resume_by_cursor_continues_right_after_the_page() -> None:
         assert len(emu.requests) == before
 
 
+BASE_FILTERS: dict[str, object] = {"start_date": "2025-01-15"}
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"email": "someone@example.com"},
+        {"userid": "user_10001"},
+        {"start_date": "2025-01-16"},
+        {"start_date": None},
+        {"end_date": date(2025, 12, 1)},
+        {"request_type": "kyc"},
+    ],
+    ids=["email", "userid", "start_date", "no-start_date", "end_date", "request_type"],
+)
+async def test_a_cursor_is_refused_with_any_other_filter(changed: dict[str, object]) -> None:
+    async with (
+        ArgosEmulator(submissions=1_000, seed=5) as emu,
+        ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos,
+    ):
+        async with aclosing(argos.iter_pages(page_size=100, **BASE_FILTERS)) as pages:  # type: ignore[arg-type]
+            cursor = (await anext(pages)).cursor
+        assert cursor is not None
+        before = len(emu.requests)
+        filters = {**BASE_FILTERS, **changed}
+        for method in (argos.iter_pages, argos.iter_submissions):
+            with pytest.raises(ValueError, match="other filters"):
+                method(cursor=cursor, **filters)  # type: ignore[arg-type]
+        assert len(emu.requests) == before  # refused before any request
+        # The same filters resume, however they are spelled and whatever the page size.
+        same = {**BASE_FILTERS, "start_date": date(2025, 1, 15)}
+        async with aclosing(argos.iter_pages(page_size=7, cursor=cursor, **same)) as pages:  # type: ignore[arg-type]
+            assert len((await anext(pages)).items) == 7
+
+
+async def test_the_cursor_is_none_on_the_last_page_only() -> None:
+    async with (
+        ArgosEmulator(submissions=1_000, seed=5) as emu,
+        ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos,
+    ):
+        pages = [page async for page in argos.iter_pages(page_size=300)]
+    assert [len(page.items) for page in pages] == [300, 300, 300, 100]
+    assert [page.cursor is None for page in pages] == [False, False, False, True]
+    assert pages[-1].next_key is None
+    assert len({page.cursor for page in pages}) == 4
+
+
 async def test_short_pages_from_the_byte_limit() -> None:
     async with (
         ArgosEmulator(submissions=3_000, seed=9, page_byte_limit=40_000) as emu,
@@ -214,59 +261,66 @@ async def test_prefetch_zero_requests_only_when_asked() -> None:
 # Leaving early. The autouse fixtures in conftest.py fail any of these tests that leaves a task
 # running, an exception unretrieved or a session unclosed.
 
+# The read-ahead request (the second list request) is held by the server for this long: far
+# longer than the test may wait, so only a cancellation can end it in time.
+HOLD = 5.0
 
-async def test_break_after_the_first_item_leaves_nothing_behind() -> None:
+
+@pytest.mark.parametrize("closing", [True, False], ids=["aclosing", "bare"])
+@pytest.mark.parametrize("how", ["break", "exception", "cancel"])
+@pytest.mark.parametrize("api", ["iter_pages", "iter_submissions"])
+async def test_leaving_early_cancels_the_read_ahead_request_at_the_server(
+    api: str, how: str, closing: bool
+) -> None:
+    plan = FaultPlan([Delay(HOLD, at=2)])
     async with (
-        ArgosEmulator(submissions=3_000, seed=8, latency=0.2) as emu,
+        ArgosEmulator(submissions=3_000, seed=8, faults=plan) as emu,
         ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos,
     ):
-        async for _sub in argos.iter_submissions(page_size=500):
-            # Page 2 is in flight (the server sleeps 0.2 s on it) when we leave.
-            await wait_until(lambda: len(list_requests(emu)) == 2)
-            break
-        await asyncio.sleep(0.05)
 
+        def listing() -> AsyncGenerator[object, None]:
+            gen: AsyncGenerator[object, None] = getattr(argos, api)(page_size=500)
+            return gen
 
-async def test_break_inside_aclosing_cancels_the_read_ahead_at_once() -> None:
-    async with (
-        ArgosEmulator(submissions=3_000, seed=8, latency=0.3) as emu,
-        ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos,
-    ):
-        async with aclosing(argos.iter_pages(page_size=500)) as pages:
-            async for _page in pages:
-                await wait_until(lambda: emu.in_flight == 1)
-                break
-        # Closing the iterator cancelled the in-flight request: the server saw it go away.
-        await wait_until(lambda: emu.in_flight == 0, timeout=2.0)
-        assert len(list_requests(emu)) == 2
+        holding = asyncio.Event()
 
-
-async def test_an_exception_in_the_callers_loop_leaves_nothing_behind() -> None:
-    async with (
-        ArgosEmulator(submissions=3_000, seed=8, latency=0.2) as emu,
-        ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos,
-    ):
-        with pytest.raises(KeyError):
-            async with aclosing(argos.iter_submissions(page_size=500)) as subs:
-                async for _sub in subs:
-                    raise KeyError("caller failed")
-
-
-async def test_cancelling_the_consumer_cancels_the_in_flight_request() -> None:
-    async with (
-        ArgosEmulator(submissions=3_000, seed=8, latency=0.3) as emu,
-        ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos,
-    ):
-        got_first = asyncio.Event()
+        async def step() -> bool:
+            """The caller's work on one element; True: leave the loop with break."""
+            await wait_until(lambda: len(list_requests(emu)) == 2 and emu.in_flight == 1)
+            holding.set()
+            if how == "exception":
+                raise KeyError("caller failed")
+            if how == "cancel":
+                await asyncio.sleep(30)
+            return True
 
         async def consume() -> None:
-            async for _sub in argos.iter_submissions(page_size=500):
-                got_first.set()
-                await asyncio.sleep(30)
+            # No name holds the bare listing: once the loop is left, nothing refers to it and
+            # only its finalizer can close it.
+            if closing:
+                async with aclosing(listing()) as elements:
+                    async for _ in elements:
+                        if await step():
+                            break
+            else:
+                async for _ in listing():
+                    if await step():
+                        break
 
         task = asyncio.ensure_future(consume())
-        await asyncio.wait_for(got_first.wait(), 5)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(holding.wait(), 5)
+        if how == "cancel":
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        elif how == "exception":
+            with pytest.raises(KeyError):
+                await task
+        else:
             await task
-        await wait_until(lambda: emu.in_flight == 0, timeout=2.0)
+        left = asyncio.get_running_loop().time()
+        # The server sees the read-ahead request go away well before it would have answered.
+        await wait_until(lambda: emu.in_flight == 0, timeout=1.0)
+        assert asyncio.get_running_loop().time() - left < 1.0
+        assert len(list_requests(emu)) == 2
+        assert [r.index for r in emu.responses] == [0]  # the read-ahead never got an answer

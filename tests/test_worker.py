@@ -95,27 +95,95 @@ async def test_a_second_pass_without_changes_reports_nothing() -> None:
     assert worker.last_stats == stats
 
 
-async def test_a_changed_submission_is_reported_with_its_previous_state() -> None:
+def first_with_result(emu: ArgosEmulator, result: str) -> str:
+    """The newest submission of the window whose ``kyc.result`` is ``result``."""
+    for sid in window_ids(emu):
+        item = emu.get(sid)
+        assert item is not None
+        if item["kyc"]["result"] == result:
+            return sid
+    raise AssertionError(f"no {result} submission in the window")
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [("pending", "approved"), ("pending", "rejected"), ("incomplete", "rejected")],
+)
+async def test_a_decision_made_between_passes_is_reported_by_the_next_pass(
+    before: str, after: str
+) -> None:
+    async with argos_for() as (emu, argos):
+        recorder, store = Recorder(), MemoryStateStore()
+        worker = reconciler(argos, store, recorder, page_size=10)
+        await worker.run_once()
+        target = first_with_result(emu, before)
+        seen = store.states[target]
+        assert seen.kyc_result == before
+        assert seen.kyc_result_at is None
+        recorder.clear()
+
+        # The provider decides it after the first pass has served it.
+        emu.update(target, kyc_result=after)
+        stats = await worker.run_once()
+        looked_up = await argos.get_submission(target)
+
+        recorder.clear()
+        third = await worker.run_once()
+    assert recorder.calls == []  # a third pass finds nothing new
+    assert third.changed == 0
+    assert stats == PassStats(FIRST_DAY, TODAY, seen=len(window_ids(emu)), changed=1)
+    state = store.states[target]
+    assert state.kyc_result == after
+    assert seen.updated_at is not None
+    assert state.updated_at == seen.updated_at + timedelta(minutes=1)
+    assert state.kyc_result_at == state.updated_at
+    assert SubmissionState.of(looked_up) == state  # single lookups agree with the listing
+    assert looked_up.kyc is not None
+    if after == "rejected":
+        expected = "timeout" if before == "incomplete" else "other"
+        assert looked_up.kyc.comment_code == (expected,)
+        assert looked_up.aml is None
+    else:
+        assert looked_up.kyc.comment_code == ()
+        assert state.aml_status == "Not Screened"
+
+
+async def test_the_change_is_the_only_delivery_and_carries_the_previous_state() -> None:
+    async with argos_for() as (emu, argos):
+        recorder, store = Recorder(), MemoryStateStore()
+        worker = reconciler(argos, store, recorder, shards=2, page_size=7)
+        await worker.run_once()
+        target = first_with_result(emu, "pending")
+        previous_state = store.states[target]
+        recorder.clear()
+        emu.update(target, kyc_result="approved")
+        await worker.run_once()
+    assert recorder.ids() == [target]
+    submission, previous = recorder.calls[0]
+    assert previous == previous_state
+    assert submission.kyc is not None
+    assert submission.kyc.result == "approved"
+
+
+async def test_an_aml_screening_that_moves_on_is_a_change() -> None:
     async with argos_for() as (emu, argos):
         recorder, store = Recorder(), MemoryStateStore()
         worker = reconciler(argos, store, recorder)
         await worker.run_once()
+        target = first_with_result(emu, "approved")
         recorder.clear()
-        # What the store knew when this submission was still pending, before its decision.
-        changed_id = window_ids(emu)[4]
-        current = store.states[changed_id]
-        earlier = msgspec.structs.replace(
-            current, kyc_result="pending", kyc_result_at=None, updated_at=None
-        )
-        store.states[changed_id] = earlier
-        stats = await worker.run_once()
-    assert recorder.ids() == [changed_id]
+        red_flag = {"risk_level_summary": "High", "currentstatus": "Red Flag", "matches": []}
+        emu.update(target, fields={"aml": red_flag})
+        await worker.run_once()
+    assert recorder.ids() == [target]
     submission, previous = recorder.calls[0]
-    assert previous == earlier
-    assert submission.kyc is not None
-    assert submission.kyc.result == current.kyc_result
-    assert stats.changed == 1
-    assert store.states[changed_id] == current
+    assert previous is not None
+    assert previous.kyc_result == "approved"
+    assert submission.aml is not None
+    assert (submission.aml.current_status, submission.aml.risk_level_summary) == (
+        "Red Flag",
+        "High",
+    )
 
 
 async def test_a_failing_callback_leaves_the_submission_unacknowledged(

@@ -9,9 +9,9 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from types import TracebackType
 from typing import Any, Literal
 
@@ -43,6 +43,14 @@ _LIST_DATA = (
     "date_of_birth",
 )
 
+# What `ArgosEmulator.update` may not change: the server's indexes are built from them.
+_FIXED_FIELDS = frozenset({"submission_id", "created_at", "email", "userid", "applicant_id"})
+_DECIDED = ("approved", "rejected")
+# Default reasons of a rejection made by `update`: incomplete ones time out, others are
+# rejected by a reviewer (the seed's reject-code table).
+_TIMEOUT_REJECT = (["timeout"], ["KYC rejected due to timeout"])
+_AGENT_REJECT = (["other"], ["Rejected on manual review"])
+
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -51,7 +59,9 @@ class RecordedRequest:
     """One request as it arrived at the emulator."""
 
     method: str
+    """The HTTP method, e.g. "GET"."""
     path: str
+    """The URL path without the query string, e.g. "/v3/submission"."""
     query: dict[str, str]
     """Decoded query parameters (the first value of a repeated name)."""
     headers: dict[str, str]
@@ -123,6 +133,39 @@ class ArgosEmulator:
 
     Serves a deterministic `Dataset`; use it as `async with ArgosEmulator(...) as emu:` and point
     a client at `emu.url` with `emu.api_key`.
+
+    Arguments (each is kept as the attribute of the same name, except `submissions`, `seed`,
+    `start` and `days`, which build `dataset`):
+
+    - `submissions`, `seed`: size and seed of the synthetic data set; equal arguments give
+      equal data.
+    - `start`, `days`: the items are created within `days` UTC days from `start`.
+    - `api_key`: the key requests must send in `x-api-key` (403 otherwise); default: a
+      random `emu-...` key.
+    - `host`, `port`: where to listen; loopback hosts only. Port 0 picks a free port, and
+      `port` holds the real one once started.
+    - `page_byte_limit`: a list page stops before its items exceed this many bytes, so pages
+      come back short while `nextpageKey` is still present; None: only `count` limits them.
+    - `response_byte_limit`: a response body above this many bytes is answered 413 instead;
+      None: no limit.
+    - `filter_mode`: how `email` / `userid` filters work: "index" returns full pages of
+      matches; "scan" filters after reading, like a DynamoDB FilterExpression, so pages may
+      be short or empty.
+    - `ip_allowlist`: peers allowed to call (403 "explicit deny" for others); None: any.
+    - `latency`: seconds every request waits before it is handled; may be changed while
+      running.
+    - `faults`: a `FaultPlan` scripting errors, delays and broken responses.
+
+    Attributes besides those:
+
+    - `dataset`: the `Dataset` served, as generated (shared with other emulators of the
+      same arguments; `update` never changes it, `get` shows an item as now served).
+    - `requests`: a `RecordedRequest` per request received, in arrival order.
+    - `responses`: a `RecordedResponse` per response sent, in the order sent; a request that
+      was cancelled (the client went away) has none.
+    - `in_flight`: requests being handled right now; `max_in_flight` its high-water mark
+      (see `reset_stats`).
+    - `url`: the origin to give a client, e.g. `http://127.0.0.1:PORT` (once started).
     """
 
     def __init__(
@@ -167,6 +210,8 @@ class ArgosEmulator:
         self.max_in_flight = 0
         # Encoded items per (server position, form): big pages are joined from these.
         self._encoded: dict[tuple[int, bool, str | None], bytes] = {}
+        # Items changed by update(), per server position; the shared Dataset stays as built.
+        self._updated: dict[int, dict[str, Any]] = {}
         self._runner: web.AppRunner | None = None
         self._contexts: dict[int, FaultContext] = {}
         self._handlers: set[asyncio.Task[Any]] = set()
@@ -178,6 +223,66 @@ class ArgosEmulator:
             raise RuntimeError("the emulator is not running")
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+    def get(self, submission_id: str) -> dict[str, Any] | None:
+        """The full item as the emulator now serves it (with `update`s applied), or None;
+        read-only."""
+        pos = self.dataset.position.get(submission_id)
+        return None if pos is None else self._item(pos)
+
+    def update(
+        self,
+        submission_id: str,
+        *,
+        kyc_result: str | None = None,
+        comment_code: Sequence[str] | None = None,
+        comment: Sequence[str] | None = None,
+        at: datetime | None = None,
+        fields: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Changes a submission after it was served, as the provider does when a reviewer
+        decides a pending one or an incomplete one times out; list pages and single lookups
+        served afterwards show the change. Returns the item as now served (read-only).
+
+        `updated_at` moves to `at` (default: one minute after the item's `updated_at`, so
+        runs stay deterministic). `kyc_result` sets `kyc.result`; a decision (approved,
+        rejected) also sets `kyc_result_at` if the item had none, "pending" sets `pending_at`
+        and the agent reviewer. A rejection carries `comment_code` and `comment` (default:
+        "timeout" for an incomplete one, "other" otherwise); other results drop them. An
+        approval adds an unscreened `aml` result if there was none; other results drop it.
+        Applicant ids stay as generated. `fields` replaces top-level fields (None deletes
+        one); `submission_id`, `created_at`, `email`, `userid` and `applicant_id` are fixed.
+        """
+        pos = self.dataset.position.get(submission_id)
+        if pos is None:
+            raise KeyError(submission_id)
+        if kyc_result != "rejected" and (comment_code is not None or comment is not None):
+            raise ValueError("comment_code and comment go with kyc_result='rejected'")
+        fixed = _FIXED_FIELDS & set(fields or ())
+        if fixed:
+            raise ValueError(f"update cannot change {', '.join(sorted(fixed))}")
+        # A deep copy: the Dataset's items are shared by every emulator built alike.
+        item: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(self._item(pos)))
+        if at is None:
+            last = _parse_time(item.get("updated_at") or item["created_at"])
+            stamp = _format_time(last + timedelta(minutes=1))
+        elif at.tzinfo is None:
+            raise ValueError("at must be timezone-aware")
+        else:
+            stamp = _format_time(at)
+        item["updated_at"] = stamp
+        if kyc_result is not None:
+            _set_result(item, kyc_result, stamp, comment_code, comment)
+        for name, value in (fields or {}).items():
+            if value is None:
+                item.pop(name, None)
+            else:
+                item[name] = value
+        self._updated[pos] = item
+        for single in (True, False):
+            for request_type in (None, *REQUEST_TYPES):
+                self._encoded.pop((pos, single, request_type), None)
+        return item
 
     def reset_stats(self) -> None:
         """Forgets recorded requests and responses and the concurrency high-water mark."""
@@ -318,11 +423,15 @@ class ArgosEmulator:
             body = self.faults.rewrite_body(body, ctx)
         return web.Response(body=body, content_type="application/json")
 
+    def _item(self, pos: int) -> dict[str, Any]:
+        item = self._updated.get(pos)
+        return self.dataset.items[pos] if item is None else item
+
     def _encoded_item(self, pos: int, single: bool, request_type: str | None) -> bytes:
         key = (pos, single, request_type)
         piece = self._encoded.get(key)
         if piece is None:
-            item = self.dataset.items[pos]
+            item = self._item(pos)
             piece = msgspec.json.encode(
                 _project(item if single else _list_form(item), request_type)
             )
@@ -433,12 +542,51 @@ class ArgosEmulator:
             return json_response(400, _BAD_QUERY)
         out = []
         for pos in self.dataset.applicant_positions.get(applicant_id, ()):
-            item = self.dataset.items[pos]
+            item = self._item(pos)
             entry = {"submission_id": item["submission_id"], "email": item["email"]}
             if "duplicated_information" in item:
                 entry["duplicated_information"] = item["duplicated_information"]
             out.append(entry)
         return self._respond(request, msgspec.json.encode(out))
+
+
+def _set_result(
+    item: dict[str, Any],
+    result: str,
+    stamp: str,
+    comment_code: Sequence[str] | None,
+    comment: Sequence[str] | None,
+) -> None:
+    kyc = item.setdefault("kyc", {})
+    previous = kyc.get("result")
+    kyc["result"] = result
+    if result in _DECIDED:
+        item.setdefault("kyc_result_at", stamp)
+    if result == "pending":
+        item.setdefault("pending_at", stamp)
+        item["reviewer"] = "agent"
+    if result == "rejected":
+        codes, texts = _TIMEOUT_REJECT if previous == "incomplete" else _AGENT_REJECT
+        kyc["commentCode"] = list(codes if comment_code is None else comment_code)
+        kyc["comment"] = list(texts if comment is None else comment)
+    else:
+        kyc.pop("commentCode", None)
+        kyc.pop("comment", None)
+    if result == "approved":
+        item.setdefault(
+            "aml", {"risk_level_summary": "Not Screened", "currentstatus": "Not Screened"}
+        )
+    else:
+        item.pop("aml", None)
+
+
+def _parse_time(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def _format_time(moment: datetime) -> str:
+    utc = moment.astimezone(timezone.utc)
+    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
 
 
 def _parse_count(raw: str | None) -> int:
