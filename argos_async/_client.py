@@ -39,9 +39,10 @@ class ArgosClient:
 
     Failures that may pass (500/502/503/504, 429 "Too Many Requests", connection errors, bodies
     cut off, timeouts) are retried up to ``max_retries`` times with exponential backoff and full
-    jitter starting at ``backoff_base`` seconds (at most ``backoff_max``). A 429's
-    ``Retry-After`` is honoured exactly and pauses every request of the client; one above
-    ``max_retry_after`` seconds fails at once. ``timeout`` bounds each attempt, ``deadline``
+    jitter starting at ``backoff_base`` seconds (at most ``backoff_max``). A ``Retry-After``
+    on a 429 or a 503 is honoured exactly and pauses every request of the client (for at most
+    ``max_retry_after`` seconds); a call asked to wait longer fails at once. ``timeout`` bounds
+    each attempt, ``deadline``
     (if set) a whole call with all its attempts and waits; each method takes ``timeout``,
     ``deadline`` and ``max_retries`` to override them per call. ``max_requests_per_second``
     spaces out the client's requests. ``retry_budget`` is a pool of retry tokens shared by all
