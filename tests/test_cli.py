@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -197,20 +198,26 @@ async def test_killed_ten_times_at_random_and_resumed_ends_with_every_id_once(
         *EXPORT, "--start-date", "2025-01-01", "--end-date", "2025-12-31",
         "--shards", "4", "--page-size", "4", "--out", str(out), "--resume",
     ]  # fmt: skip
-    # About 2,500 pages, some 10 s of work: ten kills within a second of each start (imports
-    # take half of that) cannot finish it, so every kill lands mid-job.
-    async with ArgosEmulator(submissions=10_000, seed=21, latency=0.005) as emu:
+    # About 2,500 pages at 10 ms each over 4 shards: at least 6 s of waiting for the server
+    # however fast the machine, while ten runs killed within 0.8 s of their start give it
+    # less than that, so every kill lands mid-job.
+    async with ArgosEmulator(submissions=10_000, seed=21, latency=0.01) as emu:
         env = run_env(ARGOS_API_KEY=emu.api_key, ARGOS_BASE_URL=emu.url)
         kills = 0
         ahead: list[bool] = []
         while kills < 10:
             process = await anyio.open_process(args, env=env)
-            moment = rng.uniform(0.2, 1.0)
+            moment = rng.uniform(0.2, 0.8)
             started = time.monotonic()
             with anyio.move_on_after(moment):
                 await process.wait()
             if process.returncode is not None:
-                break  # it finished before the kill: nothing more to interrupt
+                assert process.stderr is not None
+                problem = b""
+                with contextlib.suppress(anyio.EndOfStream):
+                    problem = await process.stderr.receive()
+                await process.aclose()
+                pytest.fail(f"an export ended before its kill ({process.returncode}): {problem!r}")
             process.send_signal(signal.SIGKILL)
             await process.wait()
             await process.aclose()
