@@ -30,7 +30,7 @@ import msgspec
 from ._backfill import Backfill
 from ._checkpoint import Checkpoint, CheckpointError
 from ._client import ArgosClient
-from ._progress import Progress
+from ._progress import Progress, showing_log
 from .errors import ArgosError
 from .models import Page
 
@@ -240,13 +240,14 @@ async def _run_export(client: ArgosClient, args: argparse.Namespace) -> int:
             file.truncate(kept)
             file.seek(kept)
             try:
-                async with aclosing(backfill.pages()) as pages:
-                    async for page in pages:
-                        await _append(file, page)
-                        written += len(page.items)
-                        checkpoint.extra[OUTPUT_BYTES] = file.tell()
-                        checkpoint.extra[OUTPUT_ITEMS] = written
-                        show()
+                with showing_log(progress):
+                    async with aclosing(backfill.pages()) as pages:
+                        async for page in pages:
+                            await _append(file, page)
+                            written += len(page.items)
+                            checkpoint.extra[OUTPUT_BYTES] = file.tell()
+                            checkpoint.extra[OUTPUT_ITEMS] = written
+                            show()
             except (ArgosError, OSError) as exc:
                 progress.close()
                 problem = exc if isinstance(exc, ArgosError) else f"cannot write: {exc}"

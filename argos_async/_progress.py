@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TextIO
 
 
@@ -61,6 +63,18 @@ class Progress:
             self._stream.write("\n")
             self._stream.flush()
 
+    def note(self, text: str) -> None:
+        """Writes ``text`` on a line of its own above the status line, which is then drawn
+        again, rather than run into it."""
+        drawn = self._enabled and self._width > 0
+        if drawn:
+            self._stream.write("\r" + " " * self._width + "\r")
+            self._width = 0
+        self._stream.write(text + "\n")
+        if drawn:
+            self._draw()
+        self._stream.flush()
+
     def rate(self) -> float:
         elapsed = self.elapsed
         return self.items / elapsed if elapsed > 0 else 0.0
@@ -93,3 +107,28 @@ class Progress:
         self._stream.write("\r" + text.ljust(self._width))
         self._width = len(text)
         self._stream.flush()
+
+
+class _NoteHandler(logging.Handler):
+    def __init__(self, progress: Progress, level: int) -> None:
+        super().__init__(level)
+        self._progress = progress
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._progress.note(f"argos-async: {self.format(record)}")
+        except Exception:
+            self.handleError(record)
+
+
+@contextmanager
+def showing_log(progress: Progress, level: int = logging.WARNING) -> Iterator[None]:
+    """While the block runs, the ``argos_async`` logger's records of ``level`` and above (a
+    retry, with its reason and wait) are written as notes above the progress line."""
+    logger = logging.getLogger("argos_async")
+    handler = _NoteHandler(progress, level)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
 import random
 import re
@@ -22,7 +23,7 @@ import msgspec
 import pytest
 from support import wait_until
 
-from argos_async._progress import Progress
+from argos_async._progress import Progress, showing_log
 from argos_async.testing import ArgosEmulator, Dataset, FaultPlan, Status
 
 EXPORT = [sys.executable, "-m", "argos_async", "export"]
@@ -254,6 +255,38 @@ def test_progress_line_counts_and_estimates() -> None:
     counting.close()
     assert quiet.getvalue() == ""
     assert (counting.items, counting.pages) == (5, 1)
+
+
+def test_a_log_line_is_written_above_the_progress_line_not_into_it() -> None:
+    stream = io.StringIO()
+    progress = Progress(stream, enabled=True, per_second=1e9)
+    progress.update(items=40, pages=1, retries=0)
+    with showing_log(progress):
+        logging.getLogger("argos_async").warning("GET /v3/submission: 503; retry 1 of 5")
+        logging.getLogger("argos_async").info("not shown: below WARNING")
+    logging.getLogger("argos_async").warning("not shown: after the block")
+    progress.close()
+    # What a terminal shows: each \r starts the line over, each \n keeps it.
+    screen = [line.split("\r")[-1].rstrip() for line in stream.getvalue().split("\n")]
+    assert screen[0] == "argos-async: GET /v3/submission: 503; retry 1 of 5"
+    assert screen[1].startswith("40 items · 1 pages")
+    assert "not shown" not in stream.getvalue()
+
+
+@pytest.mark.anyio
+async def test_retries_during_an_export_are_noted_on_lines_of_their_own(tmp_path: Path) -> None:
+    out = tmp_path / "noted.jsonl"
+    plan = FaultPlan([Status(503, at={2, 5})])
+    async with ArgosEmulator(submissions=500, seed=3, faults=plan) as emu:
+        env = run_env(ARGOS_API_KEY=emu.api_key, ARGOS_BASE_URL=emu.url)
+        span = ["--start-date", "2025-01-01", "--end-date", "2025-01-31"]
+        result = await export([*span, "--shards", "1", "--progress", "--out", str(out)], env)
+    stderr = result.stderr.decode()
+    assert result.returncode == 0, stderr
+    screen = [line.split("\r")[-1] for line in stderr.split("\n")]
+    notes = [line for line in screen if "503" in line]
+    assert len(notes) == 2, screen
+    assert all(line.startswith("argos-async: GET /v3/submission: 503") for line in notes)
 
 
 class _Listing(msgspec.Struct):
