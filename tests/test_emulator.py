@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import re
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping
 from datetime import date, datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import msgspec
 import pytest
+from support import REPO, serve_process
 
 from argos_async.testing import ArgosEmulator, Dataset, FaultPlan, RepeatKey
 from argos_async.testing._dataset import _build
@@ -23,7 +22,6 @@ from argos_async.testing._dataset import _build
 pytestmark = pytest.mark.anyio
 
 SMALL = 3000
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -554,19 +552,7 @@ def test_update_refuses_what_it_cannot_do(emu: ArgosEmulator) -> None:
 
 
 def test_serve_cli() -> None:
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "argos_async.testing", "serve", "--port", "0"),
-            *("--submissions", "200", "--api-key", "cli-key"),
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
+    with serve_process("--submissions", "200", "--api-key", "cli-key") as (_, line):
         match = re.fullmatch(
             r"Argos emulator listening on (http://127\.0\.0\.1:\d+) "
             r"\(200 submissions, api key: cli-key\)\n",
@@ -584,16 +570,6 @@ def test_serve_cli() -> None:
                 return resp.status
 
         assert asyncio.run(one_request()) == 200
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=5)
-        if proc.stdout is not None:
-            proc.stdout.close()
-        if proc.stderr is not None:
-            proc.stderr.close()
 
 
 def test_serve_cli_usage_errors() -> None:

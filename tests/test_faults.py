@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import re
-import signal
 import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 
 import aiohttp
 import msgspec
 import pytest
+from support import REPO, serve_process
 
 from argos_async.testing import (
     ArgosEmulator,
@@ -38,7 +37,6 @@ pytestmark = pytest.mark.anyio
 SMALL = 300
 LIST = "/v3/submission"
 APPLICANT = "/v3/submission/applicant"
-REPO = Path(__file__).resolve().parent.parent
 HTTP_DATE = re.compile(r"[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT")
 
 
@@ -510,20 +508,8 @@ def test_bad_spec_is_a_usage_error(spec: str, capsys: pytest.CaptureFixture[str]
 
 
 def test_serve_cli_with_faults() -> None:
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "argos_async.testing", "serve", "--port", "0"),
-            *("--submissions", "200", "--api-key", "cli-key"),
-            *("--faults", "mixed=0.2", "--fault-seed", "3"),
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
+    faults = ("--faults", "mixed=0.2", "--fault-seed", "3")
+    with serve_process("--submissions", "200", "--api-key", "cli-key", *faults) as (_, line):
         match = re.fullmatch(
             r"Argos emulator listening on (http://127\.0\.0\.1:\d+) \(200 submissions, api key:"
             r" cli-key, faults: FaultPlan\(\[Mixed\(rate=0\.2\)\], seed=3\)\)\n",
@@ -549,33 +535,11 @@ def test_serve_cli_with_faults() -> None:
         seen = asyncio.run(asyncio.wait_for(requests(), 10))
         assert 200 in seen
         assert set(seen) != {200}
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=5)
-        if proc.stdout is not None:
-            proc.stdout.close()
-        if proc.stderr is not None:
-            proc.stderr.close()
 
 
 def test_serve_cli_with_a_retry_after_date_and_a_repeated_key() -> None:
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "argos_async.testing", "serve", "--port", "0"),
-            *("--submissions", "50", "--api-key", "cli-key"),
-            *("--faults", "429-retry-date=0.5:30,repeat-key=1"),
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
+    faults = ("--faults", "429-retry-date=0.5:30,repeat-key=1")
+    with serve_process("--submissions", "50", "--api-key", "cli-key", *faults) as (_, line):
         match = re.search(r"listening on (http://127\.0\.0\.1:\d+) ", line)
         assert match, line
         assert "http_date=True" in line
@@ -611,14 +575,6 @@ def test_serve_cli_with_a_retry_after_date_and_a_repeated_key() -> None:
         # From the second page on, every page repeats the key of the page before it.
         assert len(keys) >= 3
         assert all(key == keys[0] for key in keys)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=5)
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 def test_serve_cli_rejects_a_bad_spec() -> None:
