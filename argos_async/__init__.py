@@ -3,13 +3,13 @@
 Start with ``ArgosClient``; see the README for a tour.
 """
 
-__version__ = "0.1.0"
-
 from ._backfill import Backfill, BackfillStats
-from ._checkpoint import CheckpointError
 from ._client import ArgosClient, ClientStats
 from ._fanout import Batch, BatchResult
-from ._protocol import DEFAULT_BASE_URL, LEGACY_BASE_URL
+from ._options import RequestOptions
+from ._protocol.wire import DEFAULT_BASE_URL, LEGACY_BASE_URL
+from ._stream import Stream
+from ._version import __version__
 from .errors import (
     APIConnectionError,
     APIError,
@@ -18,6 +18,8 @@ from .errors import (
     ArgosError,
     AuthenticationError,
     BadRequestError,
+    CheckpointError,
+    ClientPausedError,
     NotFoundError,
     PaginationError,
     PayloadTooLargeError,
@@ -54,6 +56,7 @@ __all__ = [
     "Batch",
     "BatchResult",
     "CheckpointError",
+    "ClientPausedError",
     "ClientStats",
     "CommentCode",
     "IdType",
@@ -64,10 +67,12 @@ __all__ = [
     "PayloadTooLargeError",
     "QuotaExceededError",
     "RateLimitError",
+    "RequestOptions",
     "RequestType",
     "ResponseDecodeError",
     "ResponseTooLargeError",
     "ServerError",
+    "Stream",
     "Submission",
     "__version__",
 ]

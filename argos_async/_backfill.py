@@ -25,6 +25,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
 from ._checkpoint import Checkpoint
+from ._stream import Stream
 from ._tasks import single_errors, stop
 from .models import Page, Submission
 
@@ -49,7 +50,7 @@ def windows_between(start: date, end: date, days: int) -> list[Window]:
     return windows
 
 
-ListWindow = Callable[[Window, "str | None"], AsyncGenerator[Page, None]]
+ListWindow = Callable[[Window, "str | None"], Stream[Page]]
 """Lists one window from a resume cursor (``None``: from its start)."""
 
 
@@ -63,9 +64,10 @@ class BackfillStats:
     items: int = 0
 
 
-class Backfill:
+class Backfill(Stream[Submission]):
     """A running backfill. ``async for sub in backfill`` gives submissions; ``backfill.pages()``
-    gives whole pages (``Page.raw_items`` for lossless export). Iterate it once.
+    gives whole pages (``Page.raw_items`` for lossless export). Iterate it once, one way;
+    ``async with`` releases every shard the moment the block ends.
 
     ``stats`` counts what has been consumed; ``checkpoint`` (if any) is saved after each page
     the caller has finished, and ``checkpoint.extra`` is saved with it, for the caller's own
@@ -80,69 +82,87 @@ class Backfill:
         shards: int,
         checkpoint: Checkpoint | None,
     ) -> None:
-        self.checkpoint = checkpoint
         done = checkpoint.done if checkpoint is not None else set()
-        self._todo = [w for w in windows if w.name not in done]
-        self._list_window = list_window
-        self._shards = shards
-        self._iterated = False
-        self.stats = BackfillStats(
-            windows=len(windows), windows_done=len(windows) - len(self._todo)
-        )
+        todo = [w for w in windows if w.name not in done]
+        stats = BackfillStats(windows=len(windows), windows_done=len(windows) - len(todo))
+        # The generators get the run, not the backfill: holding them must not form a cycle,
+        # or a loop that breaks would leave its shards running until the garbage collector came.
+        self._run = _Run(todo, list_window, shards, checkpoint, stats)
+        super().__init__(_items(self._run))
 
-    def __aiter__(self) -> AsyncGenerator[Submission, None]:
-        return self._items()
+    @property
+    def stats(self) -> BackfillStats:
+        """Live counts of what the caller has consumed."""
+        return self._run.stats
 
-    def pages(self) -> AsyncGenerator[Page, None]:
+    @property
+    def checkpoint(self) -> Checkpoint | None:
+        """The checkpoint this backfill saves to, if it was given one."""
+        return self._run.checkpoint
+
+    def pages(self) -> Stream[Page]:
         """The backfill page by page, in the order pages arrive from the shards."""
-        if self._iterated:
-            raise RuntimeError("a backfill can be iterated only once")
-        self._iterated = True
-        return self._pages()
+        return Stream(_pages(self._run))
 
-    async def _items(self) -> AsyncGenerator[Submission, None]:
-        async with aclosing(self.pages()) as pages:
-            async for page in pages:
-                for item in page.items:
-                    yield item
 
-    async def _pages(self) -> AsyncGenerator[Page, None]:
-        send, receive = anyio.create_memory_object_stream[tuple[Window, Page]](0)
-        runner = asyncio.ensure_future(self._run(send))
-        try:
-            with receive:
-                async for window, page in receive:
-                    yield page
-                    # The caller came back for more: it is done with this page.
-                    await self._consumed(window, page)
-            await runner  # raises what stopped a shard
-        finally:
-            await stop(runner)
+@dataclass
+class _Run:
+    todo: list[Window]
+    list_window: ListWindow
+    shards: int
+    checkpoint: Checkpoint | None
+    stats: BackfillStats
+    started: bool = False
 
-    async def _consumed(self, window: Window, page: Page) -> None:
-        self.stats.pages += 1
-        self.stats.items += len(page.items)
-        if page.cursor is None:
-            self.stats.windows_done += 1
-        if self.checkpoint is not None:
-            self.checkpoint.record(window.name, page.cursor)
-            # fsync takes milliseconds: let the shards go on meanwhile.
-            await anyio.to_thread.run_sync(self.checkpoint.save)
 
-    async def _run(self, send: MemoryObjectSendStream[tuple[Window, Page]]) -> None:
-        queue = iter(self._todo)
-        cursors = dict(self.checkpoint.cursors) if self.checkpoint is not None else {}
+async def _items(run: _Run) -> AsyncGenerator[Submission, None]:
+    async with aclosing(_pages(run)) as pages:
+        async for page in pages:
+            for item in page.items:
+                yield item
 
-        async def shard(out: MemoryObjectSendStream[tuple[Window, Page]]) -> None:
-            async with out:
-                # One iterator shared by every shard: each window is taken by exactly one.
-                for window in queue:
-                    pages = self._list_window(window, cursors.get(window.name))
-                    async with aclosing(pages):
-                        async for page in pages:
-                            await out.send((window, page))
 
-        with single_errors():
-            async with send, anyio.create_task_group() as group:
-                for _ in range(self._shards):
-                    group.start_soon(shard, send.clone())
+async def _pages(run: _Run) -> AsyncGenerator[Page, None]:
+    if run.started:
+        raise RuntimeError("a backfill can be iterated only once")
+    run.started = True
+    send, receive = anyio.create_memory_object_stream[tuple[Window, Page]](0)
+    runner = asyncio.ensure_future(_shards(run, send))
+    try:
+        with receive:
+            async for window, page in receive:
+                yield page
+                # The caller came back for more: it is done with this page.
+                await _consumed(run, window, page)
+        await runner  # raises what stopped a shard
+    finally:
+        await stop(runner)
+
+
+async def _consumed(run: _Run, window: Window, page: Page) -> None:
+    run.stats.pages += 1
+    run.stats.items += len(page.items)
+    if page.cursor is None:
+        run.stats.windows_done += 1
+    if run.checkpoint is not None:
+        run.checkpoint.record(window.name, page.cursor)
+        # fsync takes milliseconds: let the shards go on meanwhile.
+        await anyio.to_thread.run_sync(run.checkpoint.save)
+
+
+async def _shards(run: _Run, send: MemoryObjectSendStream[tuple[Window, Page]]) -> None:
+    queue = iter(run.todo)
+    cursors = dict(run.checkpoint.cursors) if run.checkpoint is not None else {}
+
+    async def shard(out: MemoryObjectSendStream[tuple[Window, Page]]) -> None:
+        async with out:
+            # One iterator shared by every shard: each window is taken by exactly one.
+            for window in queue:
+                async with run.list_window(window, cursors.get(window.name)) as pages:
+                    async for page in pages:
+                        await out.send((window, page))
+
+    with single_errors():
+        async with send, anyio.create_task_group() as group:
+            for _ in range(run.shards):
+                group.start_soon(shard, send.clone())

@@ -18,12 +18,9 @@ from typing import Any
 
 import msgspec
 
+from .errors import CheckpointError
+
 VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """The checkpoint file cannot be used: damaged, of another version, or made for other
-    arguments."""
 
 
 class _File(msgspec.Struct, kw_only=True):

@@ -28,10 +28,10 @@ import anyio
 import msgspec
 
 from ._backfill import Backfill
-from ._checkpoint import Checkpoint, CheckpointError
+from ._checkpoint import Checkpoint
 from ._client import ArgosClient
 from ._progress import Progress, showing_log
-from .errors import ArgosError
+from .errors import ArgosError, CheckpointError
 from .models import Page
 
 DEMO_SUBMISSIONS = 100_000

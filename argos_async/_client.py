@@ -1,21 +1,38 @@
-"""``ArgosClient``: the public face. Validates arguments, then hands work to the layers below."""
+"""``ArgosClient``: the public face. Validates arguments once, then hands work to the layers
+below through two internal paths, one for lookups (:meth:`ArgosClient._lookup`) and one for
+listings (:meth:`ArgosClient._pages`), which take already validated queries and options."""
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import os
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from types import TracebackType
-from typing import NamedTuple, TypeVar
+from typing import Final, TypeVar
 
-from . import _protocol as protocol
 from ._backfill import Backfill, Window, windows_between
 from ._checkpoint import Checkpoint
 from ._fanout import Batch, Keys
+from ._options import DEFAULT_OPTIONS, RequestOptions
 from ._pagination import Fetched, paginate
-from ._retry import Retrier, RetryBudget, RetryPolicy
+from ._protocol import checks
+from ._protocol.decoding import decode_applicants, decode_page, decode_single, scan_page
+from ._protocol.query import ListQuery, decode_cursor
+from ._protocol.status import error_from_response, header
+from ._protocol.wire import (
+    APPLICANT_PATH,
+    DEFAULT_BASE_URL,
+    MAX_PAGE_SIZE,
+    REQUEST_ID_HEADER,
+    SUBMISSION_PATH,
+    DateFormat,
+)
+from ._retry import Retrier, RetryBudget
+from ._stream import Stream
 from ._transport import Transport
 from .errors import APIStatusError
 from .models import ApplicantSubmission, Page, PageKey, Submission
@@ -23,6 +40,23 @@ from .models import ApplicantSubmission, Page, PageKey, Submission
 DateArg = date | str | None
 T = TypeVar("T")
 V = TypeVar("V")
+
+
+class _Unset(enum.Enum):
+    UNSET = enum.auto()
+
+
+UNSET: Final = _Unset.UNSET
+"""``with_options``' default: keep the client's value (``None`` is a value for ``deadline``)."""
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What a client and all its ``with_options`` views share."""
+
+    transport: Transport
+    retrier: Retrier
+    date_format: DateFormat
 
 
 class ArgosClient:
@@ -42,17 +76,18 @@ class ArgosClient:
     jitter starting at ``backoff_base`` seconds (at most ``backoff_max``). A ``Retry-After``
     on a 429 or a 503 is honoured exactly and pauses every request of the client (for at most
     ``max_retry_after`` seconds); a call asked to wait longer fails at once. ``timeout`` bounds
-    each attempt, ``deadline``
-    (if set) a whole call with all its attempts and waits; each method takes ``timeout``,
-    ``deadline`` and ``max_retries`` to override them per call. ``max_requests_per_second``
-    spaces out the client's requests. ``retry_budget`` is a pool of retry tokens shared by all
-    calls (each retry costs 5, a retry after a timeout 10, each success pays back), so that an
-    outage does not multiply a bulk job's load; ``None`` removes it. Bodies above
-    ``max_response_bytes`` fail with ``ResponseTooLargeError``.
+    each attempt, ``deadline`` (if set) a whole call with all its attempts and waits (in a
+    listing, each page's request). ``max_requests_per_second`` spaces out the client's
+    requests. ``retry_budget`` is a pool of retry tokens shared by all calls (each retry costs
+    5, a retry after a timeout 10, each success pays back), so that an outage does not multiply
+    a bulk job's load; ``None`` removes it. Bodies above ``max_response_bytes`` fail with
+    ``ResponseTooLargeError``.
 
     ``prefetch`` (0 or 1) is how many pages a listing reads ahead while the caller works on
     the current one. ``date_format`` is how dates are sent: the current documentation's
     ``"YYYY-MM-DD"`` or the original's ``"YYYYMMDD"``.
+
+    For other options on some calls, :meth:`with_options` gives a view of the same client.
     """
 
     def __init__(
@@ -70,44 +105,91 @@ class ArgosClient:
         retry_budget: int | None = 500,
         max_response_bytes: int = 64 * 1024 * 1024,
         prefetch: int = 1,
-        date_format: protocol.DateFormat = "YYYY-MM-DD",
+        date_format: DateFormat = "YYYY-MM-DD",
         max_connections: int = 100,
     ) -> None:
         if api_key is None:
             api_key = os.environ.get("ARGOS_API_KEY")
             if not api_key:
                 raise ValueError("api_key is required: pass api_key= or set ARGOS_API_KEY")
-        api_key = protocol.check_text("api_key", api_key)
+        api_key = checks.check_text("api_key", api_key)
         if base_url is None:
-            base_url = os.environ.get("ARGOS_BASE_URL") or protocol.DEFAULT_BASE_URL
-        self.base_url = protocol.check_base_url(base_url)
-        self._defaults = _CallOptions(
-            timeout=protocol.check_seconds("timeout", timeout),
-            deadline=protocol.check_optional_seconds("deadline", deadline),
-            max_retries=protocol.check_int("max_retries", max_retries, minimum=0),
+            base_url = os.environ.get("ARGOS_BASE_URL") or DEFAULT_BASE_URL
+        self.base_url = checks.check_base_url(base_url)
+        self._options = DEFAULT_OPTIONS.replace(
+            timeout=timeout,
+            deadline=deadline,
+            max_retries=max_retries,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            max_retry_after=max_retry_after,
+            prefetch=prefetch,
         )
-        policy = RetryPolicy(
-            backoff_base=protocol.check_seconds("backoff_base", backoff_base),
-            backoff_max=protocol.check_seconds("backoff_max", backoff_max),
-            max_retry_after=protocol.check_seconds("max_retry_after", max_retry_after),
-        )
-        rate = protocol.check_optional_seconds("max_requests_per_second", max_requests_per_second)
+        rate = checks.check_optional_seconds("max_requests_per_second", max_requests_per_second)
         budget = (
             None
             if retry_budget is None
-            else RetryBudget(protocol.check_int("retry_budget", retry_budget, minimum=0))
+            else RetryBudget(checks.check_int("retry_budget", retry_budget, minimum=0))
         )
-        self._retrier = Retrier(policy, budget=budget, max_requests_per_second=rate)
-        self._prefetch = protocol.check_prefetch(prefetch)
-        self._date_format = protocol.check_date_format(date_format)
-        self._transport = Transport(
+        transport = Transport(
             base_url=self.base_url,
             api_key=api_key,
-            max_connections=protocol.check_int("max_connections", max_connections, minimum=1),
-            max_response_bytes=protocol.check_int(
+            max_connections=checks.check_int("max_connections", max_connections, minimum=1),
+            max_response_bytes=checks.check_int(
                 "max_response_bytes", max_response_bytes, minimum=1
             ),
         )
+        self._shared = _Shared(
+            transport=transport,
+            retrier=Retrier(budget=budget, max_requests_per_second=rate),
+            date_format=checks.check_date_format(date_format),
+        )
+        self._owns_pool = True
+
+    def with_options(
+        self,
+        *,
+        timeout: float | _Unset = UNSET,
+        deadline: float | _Unset | None = UNSET,
+        max_retries: int | _Unset = UNSET,
+        backoff_base: float | _Unset = UNSET,
+        backoff_max: float | _Unset = UNSET,
+        max_retry_after: float | _Unset = UNSET,
+        prefetch: int | _Unset = UNSET,
+    ) -> ArgosClient:
+        """A view of this client with other options for the calls made through it.
+
+        The view shares everything else with its client: the connection pool, the 429 pause,
+        the rate limiter, the retry budget and ``stats``. It is cheap (no I/O), so a view per
+        request is fine: ``await argos.with_options(deadline=2.0).get_submission(sid)``.
+        Arguments are validated like the constructor's; ``deadline=None`` removes the
+        deadline. A view does not own the pool: closing a view (or leaving ``async with`` on
+        it) does nothing, closing the client closes it for every view.
+        """
+        given = {
+            name: value
+            for name, value in (
+                ("timeout", timeout),
+                ("deadline", deadline),
+                ("max_retries", max_retries),
+                ("backoff_base", backoff_base),
+                ("backoff_max", backoff_max),
+                ("max_retry_after", max_retry_after),
+                ("prefetch", prefetch),
+            )
+            if value is not UNSET
+        }
+        view = object.__new__(ArgosClient)
+        view.base_url = self.base_url
+        view._shared = self._shared
+        view._options = self._options.replace(**given)
+        view._owns_pool = False
+        return view
+
+    @property
+    def options(self) -> RequestOptions:
+        """The options this client (or view) sends its calls with."""
+        return self._options
 
     def __repr__(self) -> str:
         # Never the key.
@@ -115,8 +197,9 @@ class ArgosClient:
 
     @property
     def stats(self) -> ClientStats:
-        """How many requests this client has sent and how many of them were retries."""
-        return ClientStats(requests=self._retrier.attempts, retries=self._retrier.retries)
+        """How many requests this client (and its views) sent, and how many were retries."""
+        retrier = self._shared.retrier
+        return ClientStats(requests=retrier.attempts, retries=retrier.retries)
 
     async def __aenter__(self) -> ArgosClient:
         return self
@@ -130,55 +213,30 @@ class ArgosClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Closes the connection pool. The client cannot be used afterwards."""
-        await self._transport.aclose()
+        """Closes the connection pool; the client and its views cannot be used afterwards.
+        On a view, does nothing."""
+        if self._owns_pool:
+            await self._shared.transport.aclose()
 
     # -----------------------------------------------------------------------------------------
     # Single lookups.
 
     async def get_submission(
-        self,
-        submission_id: str,
-        *,
-        request_type: str | None = None,
-        timeout: float | None = None,
-        deadline: float | None = None,
-        max_retries: int | None = None,
+        self, submission_id: str, *, request_type: str | None = None
     ) -> Submission:
         """The submission with this id, with every field a single lookup returns.
 
         Raises ``NotFoundError`` when the API answers with an empty ``Items`` list.
         ``request_type`` (``"kyc"``, ``"aml"``, ``"data"``, ``"others"``) limits the fields.
         """
-        protocol.check_text("submission_id", submission_id)
-        params = {"submission_id": submission_id}
-        kind = protocol.check_request_type(request_type)
-        if kind is not None:
-            params["request_type"] = kind
-        options = self._options(timeout, deadline, max_retries)
+        checks.check_text("submission_id", submission_id)
+        kind = checks.check_request_type(request_type)
+        return await self._get_submission(submission_id, kind, self._options)
 
-        def decode(body: bytes) -> Submission:
-            return protocol.decode_single(body, submission_id)
-
-        return await self._call(protocol.SUBMISSION_PATH, params, decode, options)
-
-    async def get_applicant_submissions(
-        self,
-        applicant_id: str,
-        *,
-        timeout: float | None = None,
-        deadline: float | None = None,
-        max_retries: int | None = None,
-    ) -> list[ApplicantSubmission]:
+    async def get_applicant_submissions(self, applicant_id: str) -> list[ApplicantSubmission]:
         """The approved submissions judged to be the same person as ``applicant_id``."""
-        protocol.check_text("applicant_id", applicant_id)
-        options = self._options(timeout, deadline, max_retries)
-        return await self._call(
-            protocol.APPLICANT_PATH,
-            {"applicant_id": applicant_id},
-            protocol.decode_applicants,
-            options,
-        )
+        checks.check_text("applicant_id", applicant_id)
+        return await self._get_applicants(applicant_id, self._options)
 
     # -----------------------------------------------------------------------------------------
     # Listings.
@@ -191,63 +249,33 @@ class ArgosClient:
         start_date: DateArg = None,
         end_date: DateArg = None,
         request_type: str | None = None,
-        page_size: int = protocol.MAX_PAGE_SIZE,
+        page_size: int = MAX_PAGE_SIZE,
         max_items: int | None = None,
         cursor: str | None = None,
-        prefetch: int | None = None,
-        timeout: float | None = None,
-        deadline: float | None = None,
-        max_retries: int | None = None,
-    ) -> AsyncGenerator[Page, None]:
+    ) -> Stream[Page]:
         """Pages of submissions matching the filters, fetched lazily, in the server's order.
 
         Arguments are checked now, before any request. ``page_size`` is the API's ``count``
         (1..2000). ``cursor`` (a ``Page.cursor`` of an earlier listing with the same
         filters) resumes right after that page. ``max_items`` stops the listing after that
-        many items. ``timeout``, ``deadline`` and ``max_retries`` apply to each page's request.
-        A page the server refuses as too large (413) is asked for again with half the
-        ``count``, down to 1; the smaller size is kept for the rest of the listing. Close the
-        iterator (``contextlib.aclosing``) or run it to the end to release the read-ahead
-        request at once.
+        many items. The client's ``timeout``, ``deadline`` and ``max_retries`` apply to each
+        page's request. A page the server refuses as too large (413) is asked for again with
+        half the ``count``, down to 1; the smaller size is kept for the rest of the listing.
+        Use it in ``async with`` (or run it to the end) to release the read-ahead request the
+        moment you stop.
         """
-        query = protocol.ListQuery.build(
+        query = ListQuery.build(
             email=email,
             userid=userid,
             start_date=start_date,
             end_date=end_date,
             request_type=request_type,
             page_size=page_size,
-            date_format=self._date_format,
+            date_format=self._shared.date_format,
         )
-        limit = protocol.check_max_items(max_items)
-        ahead = self._prefetch if prefetch is None else protocol.check_prefetch(prefetch)
-        start = None if cursor is None else protocol.decode_cursor(cursor, query.fingerprint)
-        options = self._options(timeout, deadline, max_retries)
-
-        def scan(body: bytes) -> Fetched:
-            return Fetched(body, *protocol.scan_page(body))
-
-        async def fetch(after: PageKey | None, count: int) -> Fetched:
-            return await self._call(
-                protocol.SUBMISSION_PATH,
-                query.params(after, count),
-                scan,
-                options,
-                query.personal_values(),
-            )
-
-        def decode(fetched: Fetched) -> Page:
-            return protocol.decode_page(fetched.body, query.fingerprint)
-
-        return paginate(
-            fetch,
-            decode,
-            page_size=query.page_size,
-            start=start,
-            start_cursor=cursor,
-            max_items=limit,
-            prefetch=ahead,
-        )
+        limit = checks.check_max_items(max_items)
+        start = None if cursor is None else decode_cursor(cursor, query.fingerprint)
+        return Stream(self._pages(query, self._options, limit=limit, start=start, cursor=cursor))
 
     def iter_submissions(
         self,
@@ -257,14 +285,10 @@ class ArgosClient:
         start_date: DateArg = None,
         end_date: DateArg = None,
         request_type: str | None = None,
-        page_size: int = protocol.MAX_PAGE_SIZE,
+        page_size: int = MAX_PAGE_SIZE,
         max_items: int | None = None,
         cursor: str | None = None,
-        prefetch: int | None = None,
-        timeout: float | None = None,
-        deadline: float | None = None,
-        max_retries: int | None = None,
-    ) -> AsyncGenerator[Submission, None]:
+    ) -> Stream[Submission]:
         """Submissions matching the filters, one at a time, pulled a page at a time.
 
         Takes the arguments of :meth:`iter_pages`; never holds more than the current page
@@ -279,12 +303,8 @@ class ArgosClient:
             page_size=page_size,
             max_items=max_items,
             cursor=cursor,
-            prefetch=prefetch,
-            timeout=timeout,
-            deadline=deadline,
-            max_retries=max_retries,
         )
-        return _flatten(pages)
+        return Stream(_flatten(pages))
 
     # -----------------------------------------------------------------------------------------
     # Fan-out.
@@ -299,9 +319,6 @@ class ArgosClient:
         buffer: int | None = None,
         dedupe: bool = True,
         request_type: str | None = None,
-        timeout: float | None = None,
-        deadline: float | None = None,
-        max_retries: int | None = None,
     ) -> Batch[Submission]:
         """Looks up many submissions, at most ``concurrency`` at a time; results stream back.
 
@@ -318,20 +335,14 @@ class ArgosClient:
         has seen); turn it off for inputs known to be unique. A key that is not a non-empty
         str gets a ``TypeError``/``ValueError`` result of its own. Iterate the batch directly,
         or inside ``async with`` to release it the moment the block ends; leaving early
-        cancels the requests in flight. The other arguments are those of
-        :meth:`get_submission`.
+        cancels the requests in flight. The client's options apply to each lookup; the
+        batch's own are validated once, however many ids follow.
         """
-        protocol.check_request_type(request_type)
-        options = self._options(timeout, deadline, max_retries)
+        kind = checks.check_request_type(request_type)
+        options = self._options
 
-        async def fetch(submission_id: str) -> Submission:
-            return await self.get_submission(
-                submission_id,
-                request_type=request_type,
-                timeout=options.timeout,
-                deadline=options.deadline,
-                max_retries=options.max_retries,
-            )
+        def fetch(submission_id: str) -> Awaitable[Submission]:
+            return self._get_submission(submission_id, kind, options)
 
         return self._batch("ids", ids, fetch, concurrency, ordered, fail_fast, buffer, dedupe)
 
@@ -345,33 +356,23 @@ class ArgosClient:
         buffer: int | None = None,
         dedupe: bool = True,
         request_type: str | None = None,
-        page_size: int = protocol.MAX_PAGE_SIZE,
-        timeout: float | None = None,
-        deadline: float | None = None,
-        max_retries: int | None = None,
+        page_size: int = MAX_PAGE_SIZE,
     ) -> Batch[list[Submission]]:
         """Every submission of each email address, following pagination per address.
 
         Each result's value is a ``list[Submission]`` (empty for an address with none).
-        Takes the arguments of :meth:`batch_get_submissions`; ``page_size`` and the per-call
+        Takes the arguments of :meth:`batch_get_submissions`; ``page_size`` and the client's
         options apply to each page request. Pages are not read ahead here, so no more than
         ``concurrency`` requests are ever in flight.
         """
-        protocol.check_request_type(request_type)
-        protocol.check_page_size(page_size)
-        options = self._options(timeout, deadline, max_retries)
+        base = ListQuery.build(
+            request_type=request_type, page_size=page_size, date_format=self._shared.date_format
+        )
+        options = dataclasses.replace(self._options, prefetch=0)
 
         async def fetch(email: str) -> list[Submission]:
-            pages = self.iter_pages(
-                email=email,
-                request_type=request_type,
-                page_size=page_size,
-                prefetch=0,
-                timeout=options.timeout,
-                deadline=options.deadline,
-                max_retries=options.max_retries,
-            )
-            async with aclosing(pages):
+            query = dataclasses.replace(base, email=email)
+            async with aclosing(self._pages(query, options)) as pages:
                 return [item async for page in pages for item in page.items]
 
         return self._batch("emails", emails, fetch, concurrency, ordered, fail_fast, buffer, dedupe)
@@ -385,23 +386,15 @@ class ArgosClient:
         fail_fast: bool = False,
         buffer: int | None = None,
         dedupe: bool = True,
-        timeout: float | None = None,
-        deadline: float | None = None,
-        max_retries: int | None = None,
     ) -> Batch[list[ApplicantSubmission]]:
         """:meth:`get_applicant_submissions` for many applicant ids; each value is a list.
 
         Takes the arguments of :meth:`batch_get_submissions`.
         """
-        options = self._options(timeout, deadline, max_retries)
+        options = self._options
 
-        async def fetch(applicant_id: str) -> list[ApplicantSubmission]:
-            return await self.get_applicant_submissions(
-                applicant_id,
-                timeout=options.timeout,
-                deadline=options.deadline,
-                max_retries=options.max_retries,
-            )
+        def fetch(applicant_id: str) -> Awaitable[list[ApplicantSubmission]]:
+            return self._get_applicants(applicant_id, options)
 
         return self._batch(
             "applicant_ids", applicant_ids, fetch, concurrency, ordered, fail_fast, buffer, dedupe
@@ -423,16 +416,16 @@ class ArgosClient:
                 f"{argument} must be an iterable or async iterable of str, "
                 f"got {type(keys).__name__}"
             )
-        limit = protocol.check_int("concurrency", concurrency, minimum=1)
+        limit = checks.check_int("concurrency", concurrency, minimum=1)
         return Batch(
             keys,
             fetch,
             argument=argument,
             concurrency=limit,
-            buffer=limit if buffer is None else protocol.check_int("buffer", buffer, minimum=0),
-            ordered=protocol.check_bool("ordered", ordered),
-            fail_fast=protocol.check_bool("fail_fast", fail_fast),
-            dedupe=protocol.check_bool("dedupe", dedupe),
+            buffer=limit if buffer is None else checks.check_int("buffer", buffer, minimum=0),
+            ordered=checks.check_bool("ordered", ordered),
+            fail_fast=checks.check_bool("fail_fast", fail_fast),
+            dedupe=checks.check_bool("dedupe", dedupe),
         )
 
     # -----------------------------------------------------------------------------------------
@@ -444,16 +437,12 @@ class ArgosClient:
         end_date: DateArg = None,
         *,
         shards: int = 8,
-        page_size: int = protocol.MAX_PAGE_SIZE,
+        page_size: int = MAX_PAGE_SIZE,
         checkpoint: str | os.PathLike[str] | None = None,
         email: str | None = None,
         userid: str | None = None,
         request_type: str | None = None,
         window_days: int = 1,
-        prefetch: int | None = None,
-        timeout: float | None = None,
-        deadline: float | None = None,
-        max_retries: int | None = None,
     ) -> Backfill:
         """Every submission created from ``start_date`` to ``end_date`` (inclusive; default
         today, UTC), pulled as ``shards`` parallel listings of day windows and merged into one
@@ -470,27 +459,31 @@ class ArgosClient:
         for other arguments (range, window size, filters), damaged or unreadable raises
         ``CheckpointError`` (a ``ValueError``) before any request. One checkpoint serves one
         backfill at a time. ``start_date=None`` lists everything as a single window. The
-        other arguments are those of :meth:`iter_pages`, applied to each window.
+        other arguments are those of :meth:`iter_pages`, applied to each window, with the
+        client's options.
         """
         # Checked even where unused (no start_date): a bad argument is an error wherever.
-        days = protocol.check_int("window_days", window_days, minimum=1)
+        days = checks.check_int("window_days", window_days, minimum=1)
         if start_date is None:
             if end_date is not None:
                 raise ValueError("end_date needs a start_date")
             windows = [Window("all", None, None)]
         else:
-            first = protocol.to_date("start_date", start_date)
-            last = protocol.to_date("end_date", end_date) or datetime.now(timezone.utc).date()
+            first = checks.to_date("start_date", start_date)
+            last = checks.to_date("end_date", end_date) or datetime.now(timezone.utc).date()
             assert first is not None
             if last < first:
                 raise ValueError(f"end_date ({last}) is before start_date ({first})")
             windows = windows_between(first, last, days)
-        query = protocol.ListQuery.build(
-            email=email, userid=userid, request_type=request_type, page_size=page_size
+        query = ListQuery.build(
+            email=email,
+            userid=userid,
+            request_type=request_type,
+            page_size=page_size,
+            date_format=self._shared.date_format,
         )
-        shard_count = protocol.check_int("shards", shards, minimum=1, maximum=256)
-        ahead = self._prefetch if prefetch is None else protocol.check_prefetch(prefetch)
-        options = self._options(timeout, deadline, max_retries)
+        shard_count = checks.check_int("shards", shards, minimum=1, maximum=256)
+        options = self._options
         saved = None
         if checkpoint is not None:
             if not isinstance(checkpoint, (str, os.PathLike)):
@@ -504,60 +497,81 @@ class ArgosClient:
             }
             saved = Checkpoint.load_or_new(checkpoint, arguments)
 
-        def list_window(window: Window, cursor: str | None) -> AsyncGenerator[Page, None]:
-            return self.iter_pages(
-                email=query.email,
-                userid=query.userid,
-                start_date=window.start,
-                end_date=window.end,
-                request_type=query.request_type,
-                page_size=query.page_size,
-                cursor=cursor,
-                prefetch=ahead,
-                timeout=options.timeout,
-                deadline=options.deadline,
-                max_retries=options.max_retries,
-            )
+        def list_window(window: Window, cursor: str | None) -> Stream[Page]:
+            window_query = query.between(window.start, window.end)
+            start = None if cursor is None else decode_cursor(cursor, window_query.fingerprint)
+            return Stream(self._pages(window_query, options, start=start, cursor=cursor))
 
         return Backfill(windows, list_window, shards=shard_count, checkpoint=saved)
 
     # -----------------------------------------------------------------------------------------
+    # The two internal paths: arguments and options are validated by now.
 
-    def _options(
-        self, timeout: float | None, deadline: float | None, max_retries: int | None
-    ) -> _CallOptions:
-        defaults = self._defaults
-        return _CallOptions(
-            timeout=defaults.timeout
-            if timeout is None
-            else protocol.check_seconds("timeout", timeout),
-            deadline=(
-                defaults.deadline
-                if deadline is None
-                else protocol.check_seconds("deadline", deadline)
-            ),
-            max_retries=(
-                defaults.max_retries
-                if max_retries is None
-                else protocol.check_int("max_retries", max_retries, minimum=0)
-            ),
+    async def _get_submission(
+        self, submission_id: str, request_type: str | None, options: RequestOptions
+    ) -> Submission:
+        params = {"submission_id": submission_id}
+        if request_type is not None:
+            params["request_type"] = request_type
+
+        def decode(body: bytes) -> Submission:
+            return decode_single(body, submission_id)
+
+        return await self._lookup(SUBMISSION_PATH, params, decode, options)
+
+    async def _get_applicants(
+        self, applicant_id: str, options: RequestOptions
+    ) -> list[ApplicantSubmission]:
+        params = {"applicant_id": applicant_id}
+        return await self._lookup(APPLICANT_PATH, params, decode_applicants, options)
+
+    def _pages(
+        self,
+        query: ListQuery,
+        options: RequestOptions,
+        *,
+        limit: int | None = None,
+        start: PageKey | None = None,
+        cursor: str | None = None,
+    ) -> AsyncGenerator[Page, None]:
+        """The one listing path: ``query`` page by page from ``start`` (the key inside
+        ``cursor``), read ahead as ``options.prefetch`` says."""
+        personal = query.personal_values()
+
+        async def fetch(after: PageKey | None, count: int) -> Fetched:
+            params = query.params(after, count)
+            return await self._lookup(SUBMISSION_PATH, params, _scan, options, personal)
+
+        def decode(fetched: Fetched) -> Page:
+            return decode_page(fetched.body, query.fingerprint)
+
+        return paginate(
+            fetch,
+            decode,
+            page_size=query.page_size,
+            start=start,
+            start_cursor=cursor,
+            max_items=limit,
+            prefetch=options.prefetch,
         )
 
-    async def _call(
+    async def _lookup(
         self,
         path: str,
         params: dict[str, str],
         decode: Callable[[bytes], T],
-        options: _CallOptions,
+        options: RequestOptions,
         personal_values: tuple[str, ...] = (),
     ) -> T:
-        """One call: attempts (retried as the policy says) of GET, status check and decoding;
-        decoding is part of an attempt so that a body cut off in transit is sent for again."""
+        """The one lookup path: attempts (retried as the options say) of GET, status check and
+        decoding; decoding is part of an attempt so that a body cut off in transit is sent
+        for again."""
+        transport = self._shared.transport
 
         async def attempt(timeout: float, number: int) -> T:
-            response = await self._transport.get(path, params, timeout=timeout, attempt=number)
+            response = await transport.get(path, params, timeout=timeout, attempt=number)
             if response.status != 200:
-                raise protocol.error_from_response(
+                raise error_from_response(
                     response.status,
                     response.headers,
                     response.body,
@@ -570,16 +584,17 @@ class ArgosClient:
                 # Decoding sees only the body: a lookup that matched nothing (a 200 with empty
                 # Items) gets the response's request id here, like every other error.
                 if error.request_id is None:
-                    error.request_id = protocol.header(response.headers, "x-amzn-RequestId")
+                    error.request_id = header(response.headers, REQUEST_ID_HEADER)
                 raise
 
-        return await self._retrier.call(
-            attempt,
-            what=f"GET {path}",
-            attempt_timeout=options.timeout,
-            deadline=options.deadline,
-            max_retries=options.max_retries,
-        )
+        return await self._shared.retrier.call(attempt, what=_WHAT[path], options=options)
+
+
+_WHAT: Final = {path: f"GET {path}" for path in (SUBMISSION_PATH, APPLICANT_PATH)}
+
+
+def _scan(body: bytes) -> Fetched:
+    return Fetched(body, *scan_page(body))
 
 
 @dataclass(frozen=True)
@@ -590,14 +605,8 @@ class ClientStats:
     retries: int
 
 
-class _CallOptions(NamedTuple):
-    timeout: float
-    deadline: float | None
-    max_retries: int
-
-
-async def _flatten(pages: AsyncGenerator[Page, None]) -> AsyncGenerator[Submission, None]:
-    async with aclosing(pages):
+async def _flatten(pages: Stream[Page]) -> AsyncGenerator[Submission, None]:
+    async with pages:
         async for page in pages:
             for item in page.items:
                 yield item

@@ -28,13 +28,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Generic, TypeVar
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._protocol import mask_text
+from ._protocol.masking import mask_text
+from ._stream import Stream
 from ._tasks import receive_now_or_wait, send_now_or_wait, single_errors, stop
 from .errors import ArgosError
 
@@ -68,11 +68,25 @@ class BatchResult(Generic[V]):
         return f"BatchResult(key={mask_text(str(self.key))!r}, {outcome})"
 
 
-class Batch(Generic[V]):
+@dataclass(frozen=True)
+class _Plan(Generic[V]):
+    """What a batch runs: its input, its lookup and how results come back."""
+
+    keys: Keys
+    fetch: Callable[[str], Awaitable[V]]
+    argument: str
+    concurrency: int
+    buffer: int
+    ordered: bool
+    fail_fast: bool
+    dedupe: bool
+
+
+class Batch(Stream[BatchResult[V]]):
     """Results of a batch lookup, streamed as they complete.
 
     Iterate it once, either directly (``async for r in batch``) or, to release everything
-    the moment the block ends, inside ``async with batch as results: async for r in results``.
+    the moment the block ends, inside ``async with batch: async for r in batch``.
     """
 
     def __init__(
@@ -87,134 +101,116 @@ class Batch(Generic[V]):
         fail_fast: bool,
         dedupe: bool,
     ) -> None:
-        self._keys = keys
-        self._fetch = fetch
-        self._argument = argument
-        self._concurrency = concurrency
-        self._buffer = buffer
-        self._ordered = ordered
-        self._fail_fast = fail_fast
-        self._dedupe = dedupe
+        plan = _Plan(keys, fetch, argument, concurrency, buffer, ordered, fail_fast, dedupe)
+        # The generator gets the plan, not the batch: holding it must not form a cycle, or a
+        # loop that breaks would leave its requests running until the garbage collector came.
+        super().__init__(_results(plan))
         self._iterated = False
-        # Held only inside ``async with``: a plain ``async for`` must be the generator's sole
-        # owner, so that leaving the loop finalizes it (and cancels its requests) at once.
-        self._results: AsyncGenerator[BatchResult[V], None] | None = None
 
     def __aiter__(self) -> AsyncGenerator[BatchResult[V], None]:
         if self._iterated:
             raise RuntimeError("a batch can be iterated only once")
         self._iterated = True
-        return self._stream()
+        return super().__aiter__()
 
-    async def __aenter__(self) -> AsyncGenerator[BatchResult[V], None]:
-        self._results = self.__aiter__()
-        return self._results
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+async def _results(plan: _Plan[V]) -> AsyncGenerator[BatchResult[V], None]:
+    # The earliest key is not held while it runs: `buffer + 1` keys started but not yet
+    # delivered leave at most `buffer` finished results waiting behind it.
+    window = anyio.Semaphore(plan.buffer + 1) if plan.ordered else None
+    send, receive = anyio.create_memory_object_stream[tuple[int, BatchResult[V]]](plan.buffer)
+    runner = asyncio.ensure_future(_run(plan, send, window))
+    try:
+        with receive:
+            waiting: dict[int, BatchResult[V]] = {}
+            next_index = 0
+            while True:
+                try:
+                    index, result = await receive_now_or_wait(receive)
+                except anyio.EndOfStream:
+                    break
+                if window is None:
+                    if plan.fail_fast and result.error is not None:
+                        raise result.error
+                    yield result
+                    continue
+                # A later key's error waits its turn like any result: the keys before it
+                # are still answered.
+                waiting[index] = result
+                while next_index in waiting:
+                    ready = waiting.pop(next_index)
+                    next_index += 1
+                    if plan.fail_fast and ready.error is not None:
+                        raise ready.error
+                    window.release()
+                    yield ready
+        await runner  # raises what broke the batch: the input's exception, or a bug
+    finally:
+        await stop(runner)
+
+
+async def _run(
+    plan: _Plan[V],
+    send: MemoryObjectSendStream[tuple[int, BatchResult[V]]],
+    window: anyio.Semaphore | None,
+) -> None:
+    seen: set[str] = set()
+    # Keys go to a fixed pool of `concurrency` workers through an unbuffered stream: the
+    # producer hands over the next key only when a worker is free, so the input is read
+    # no faster than it is worked through, and no task is created per key.
+    hand_over, take = anyio.create_memory_object_stream[tuple[int, str]](0)
+    fetch = plan.fetch
+
+    async def work(
+        keys: MemoryObjectReceiveStream[tuple[int, str]],
+        results: MemoryObjectSendStream[tuple[int, BatchResult[V]]],
     ) -> None:
-        if self._results is not None:
-            results, self._results = self._results, None
-            await results.aclose()
-
-    async def _stream(self) -> AsyncGenerator[BatchResult[V], None]:
-        # The earliest key is not held while it runs: `buffer + 1` keys started but not yet
-        # delivered leave at most `buffer` finished results waiting behind it.
-        window = anyio.Semaphore(self._buffer + 1) if self._ordered else None
-        send, receive = anyio.create_memory_object_stream[tuple[int, BatchResult[V]]](self._buffer)
-        runner = asyncio.ensure_future(self._run(send, window))
-        try:
-            with receive:
-                waiting: dict[int, BatchResult[V]] = {}
-                next_index = 0
-                while True:
-                    try:
-                        index, result = await receive_now_or_wait(receive)
-                    except anyio.EndOfStream:
-                        break
-                    if window is None:
-                        if self._fail_fast and result.error is not None:
-                            raise result.error
-                        yield result
-                        continue
-                    # A later key's error waits its turn like any result: the keys before it
-                    # are still answered.
-                    waiting[index] = result
-                    while next_index in waiting:
-                        ready = waiting.pop(next_index)
-                        next_index += 1
-                        if self._fail_fast and ready.error is not None:
-                            raise ready.error
-                        window.release()
-                        yield ready
-            await runner  # raises what broke the batch: the input's exception, or a bug
-        finally:
-            await stop(runner)
-
-    async def _run(
-        self,
-        send: MemoryObjectSendStream[tuple[int, BatchResult[V]]],
-        window: anyio.Semaphore | None,
-    ) -> None:
-        seen: set[str] = set()
-        # Keys go to a fixed pool of `concurrency` workers through an unbuffered stream: the
-        # producer hands over the next key only when a worker is free, so the input is read
-        # no faster than it is worked through, and no task is created per key.
-        hand_over, take = anyio.create_memory_object_stream[tuple[int, str]](0)
-
-        async def work(
-            keys: MemoryObjectReceiveStream[tuple[int, str]],
-            results: MemoryObjectSendStream[tuple[int, BatchResult[V]]],
-        ) -> None:
-            async with keys, results:
-                while True:
-                    try:
-                        index, key = await receive_now_or_wait(keys)
-                    except anyio.EndOfStream:
-                        return
-                    try:
-                        result = BatchResult(key, await self._fetch(key))
-                    except ArgosError as error:
-                        result = BatchResult(key, error=error)
-                    await send_now_or_wait(results, (index, result))
-
-        index = 0  # in the order keys are handed over: what ordered mode delivers by
-        position = 0  # in the input: what a bad key's error names
-
-        async def start(key: str) -> None:
-            nonlocal index, position
-            problem = _check_key(key, self._argument, position)
-            position += 1
-            if problem is None and self._dedupe:
-                if key in seen:
-                    # Answered at its first occurrence; a long run of repeats must not hog
-                    # the loop.
-                    await anyio.lowlevel.checkpoint()
+        async with keys, results:
+            while True:
+                try:
+                    index, key = await receive_now_or_wait(keys)
+                except anyio.EndOfStream:
                     return
-                seen.add(key)
-            if window is not None:
-                await window.acquire()
-            if problem is not None:
-                await send_now_or_wait(send, (index, BatchResult(key, error=problem)))
-            else:
-                await send_now_or_wait(hand_over, (index, key))
-            index += 1
+                try:
+                    result = BatchResult(key, await fetch(key))
+                except ArgosError as error:
+                    result = BatchResult(key, error=error)
+                await send_now_or_wait(results, (index, result))
 
-        with single_errors():
-            async with send, anyio.create_task_group() as group:
-                with take:
-                    for _ in range(self._concurrency):
-                        group.start_soon(work, take.clone(), send.clone())
-                async with hand_over:  # closing it tells the workers there is no more
-                    if isinstance(self._keys, AsyncIterable):
-                        async for key in self._keys:
-                            await start(key)
-                    else:
-                        for key in self._keys:
-                            await start(key)
+    index = 0  # in the order keys are handed over: what ordered mode delivers by
+    position = 0  # in the input: what a bad key's error names
+
+    async def start(key: str) -> None:
+        nonlocal index, position
+        problem = _check_key(key, plan.argument, position)
+        position += 1
+        if problem is None and plan.dedupe:
+            if key in seen:
+                # Answered at its first occurrence; a long run of repeats must not hog
+                # the loop.
+                await anyio.lowlevel.checkpoint()
+                return
+            seen.add(key)
+        if window is not None:
+            await window.acquire()
+        if problem is not None:
+            await send_now_or_wait(send, (index, BatchResult(key, error=problem)))
+        else:
+            await send_now_or_wait(hand_over, (index, key))
+        index += 1
+
+    with single_errors():
+        async with send, anyio.create_task_group() as group:
+            with take:
+                for _ in range(plan.concurrency):
+                    group.start_soon(work, take.clone(), send.clone())
+            async with hand_over:  # closing it tells the workers there is no more
+                if isinstance(plan.keys, AsyncIterable):
+                    async for key in plan.keys:
+                        await start(key)
+                else:
+                    for key in plan.keys:
+                        await start(key)
 
 
 def _check_key(key: object, argument: str, index: int) -> Exception | None:

@@ -18,8 +18,9 @@ from typing import NamedTuple
 
 import aiohttp
 
-from . import __version__
-from ._protocol import masked_params
+from ._protocol.masking import masked_params
+from ._protocol.wire import API_KEY_HEADER, REQUEST_ID_HEADER
+from ._version import __version__
 from .errors import APIConnectionError, APITimeoutError, ResponseTooLargeError
 
 USER_AGENT = f"argos-async/{__version__}"
@@ -86,7 +87,7 @@ class Transport:
             async with session.get(
                 path,
                 params=params,
-                headers={"x-api-key": self._api_key},
+                headers={API_KEY_HEADER: self._api_key},
                 allow_redirects=False,
                 timeout=_timeout(timeout),
             ) as response:
@@ -144,7 +145,7 @@ class Transport:
                 outcome,
                 (time.perf_counter() - started) * 1000,
                 attempt,
-                (headers.get("x-amzn-RequestId") if headers is not None else None) or "-",
+                (headers.get(REQUEST_ID_HEADER) if headers is not None else None) or "-",
             )
 
     async def aclose(self) -> None:

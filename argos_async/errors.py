@@ -9,19 +9,27 @@ The hierarchy::
          │   ├─ AuthenticationError   401/403: a bad or missing key, or an IP not allow-listed
          │   ├─ NotFoundError         a single lookup matched nothing (200 with empty Items)
          │   ├─ PayloadTooLargeError  413 Request Entity Too Large
-         │   ├─ RateLimitError        429 (.retry_after)
-         │   │   └─ QuotaExceededError  429 "Limit Exceeded": the daily quota, reset 00:00 UTC
-         │   └─ ServerError           5xx (.retry_after on a 503)
+         │   ├─ RateLimitError        429 Too Many Requests
+         │   │   └─ QuotaExceededError  429 "Limit Exceeded": the daily quota (.resets_at)
+         │   └─ ServerError           5xx
          ├─ APIConnectionError      no answer: refused, reset, cut off mid-body
          │   └─ APITimeoutError       an attempt or a call's deadline ran out
+         ├─ ClientPausedError       not sent: the client is paused (a server's Retry-After)
+         │                          beyond this call's deadline
          ├─ ResponseDecodeError     the body is not the documented shape (or was cut off)
          ├─ ResponseTooLargeError   the body exceeds the client's size cap
          └─ PaginationError         the server handed out a page key it had handed out before
+     CheckpointError              a backfill checkpoint that cannot be used (also a ValueError)
+
+Every status error carries ``retry_after``: the seconds its response's ``Retry-After`` asked
+for, or ``None``.
 
 Messages never contain the API key; emails and user ids in them are masked.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 __all__ = [
     "APIConnectionError",
@@ -31,6 +39,8 @@ __all__ = [
     "ArgosError",
     "AuthenticationError",
     "BadRequestError",
+    "CheckpointError",
+    "ClientPausedError",
     "NotFoundError",
     "PaginationError",
     "PayloadTooLargeError",
@@ -73,6 +83,10 @@ class APIStatusError(APIError):
     body: str
     """The start of the response body (at most 500 characters), emails and user ids masked."""
 
+    retry_after: float | None
+    """Seconds the response's ``Retry-After`` asked to wait (delay or HTTP-date form), or
+    ``None`` when it sent none. The client honours it on a 429 and a 503."""
+
     def __init__(
         self,
         message: str,
@@ -80,11 +94,13 @@ class APIStatusError(APIError):
         status: int,
         request_id: str | None = None,
         body: str = "",
+        retry_after: float | None = None,
     ) -> None:
         self.message = message
         self.status = status
         self.request_id = request_id
         self.body = body
+        self.retry_after = retry_after
         super().__init__(message)
 
     def __str__(self) -> str:
@@ -113,44 +129,32 @@ class PayloadTooLargeError(APIStatusError):
 class RateLimitError(APIStatusError):
     """429: too many requests."""
 
-    retry_after: float | None
-    """Seconds the server asked to wait (its ``Retry-After``), if it gave a wait; for the daily
-    quota, the seconds until it resets."""
+
+class QuotaExceededError(RateLimitError):
+    """429 "Limit Exceeded": the daily call quota is spent; it resets at 00:00 UTC. Not retried:
+    nothing changes before ``resets_at``."""
+
+    resets_at: datetime
+    """When the quota resets (an aware UTC datetime)."""
 
     def __init__(
         self,
         message: str,
         *,
+        resets_at: datetime,
         status: int = 429,
         request_id: str | None = None,
         body: str = "",
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(message, status=status, request_id=request_id, body=body)
-        self.retry_after = retry_after
-
-
-class QuotaExceededError(RateLimitError):
-    """429 "Limit Exceeded": the daily call quota is spent; it resets at 00:00 UTC."""
+        super().__init__(
+            message, status=status, request_id=request_id, body=body, retry_after=retry_after
+        )
+        self.resets_at = resets_at
 
 
 class ServerError(APIStatusError):
     """5xx: the server or its gateway failed."""
-
-    retry_after: float | None
-    """Seconds a 503 asked to wait (its ``Retry-After``), if it gave a wait."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int,
-        request_id: str | None = None,
-        body: str = "",
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, status=status, request_id=request_id, body=body)
-        self.retry_after = retry_after
 
 
 class APIConnectionError(APIError):
@@ -159,6 +163,20 @@ class APIConnectionError(APIError):
 
 class APITimeoutError(APIConnectionError):
     """An attempt's timeout or a call's deadline ran out."""
+
+
+class ClientPausedError(APIError):
+    """The call was not sent: a server's ``Retry-After`` paused the whole client until after
+    this call's deadline. Nothing reached the server (``attempts`` is 0); unlike a
+    ``RateLimitError``, no 429 answered this call."""
+
+    retry_after: float
+    """Seconds until the client's pause ends."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.attempts = 0
 
 
 class ResponseDecodeError(APIError):
@@ -179,3 +197,8 @@ class ResponseTooLargeError(APIError):
 
 class PaginationError(APIError):
     """The server returned a page key it had already returned in this listing (a loop)."""
+
+
+class CheckpointError(ArgosError, ValueError):
+    """A backfill checkpoint file cannot be used: damaged, unreadable, of another version, or
+    made for other arguments. Raised before any request."""

@@ -31,6 +31,7 @@ import logging
 import math
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import anyio
@@ -44,9 +45,12 @@ from argos_async import (
     APIStatusError,
     APITimeoutError,
     ArgosClient,
+    ClientPausedError,
     NotFoundError,
     Page,
+    QuotaExceededError,
     RateLimitError,
+    Stream,
 )
 
 __all__ = [
@@ -138,7 +142,7 @@ class NDJSONListing(StreamingResponse):
 
     media_type = "application/x-ndjson"
 
-    def __init__(self, first: Page | None, pages: AsyncGenerator[Page, None]) -> None:
+    def __init__(self, first: Page | None, pages: Stream[Page]) -> None:
         self._pages = pages
         self._chunks = self._lines(first)
         super().__init__(self._chunks)
@@ -221,11 +225,11 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     headers: dict[str, str] = {}
     if isinstance(exc, NotFoundError):
         status = 404
-    elif isinstance(exc, RateLimitError):
-        # Upstream is throttling or out of quota: unavailable for now, come back later.
+    elif isinstance(exc, (RateLimitError, ClientPausedError)):
+        # Upstream is throttling or out of quota (or the client is paused by its last 429):
+        # unavailable for now, come back later.
         status = 503
-        wait = DEFAULT_RETRY_AFTER if exc.retry_after is None else exc.retry_after
-        headers["Retry-After"] = str(max(0, math.ceil(wait)))
+        headers["Retry-After"] = str(max(0, math.ceil(_seconds_to_wait(exc))))
     elif isinstance(exc, APITimeoutError):
         # The upstream did not answer in time: a gateway's timeout, not a bad answer.
         status = 504
@@ -234,6 +238,14 @@ async def _api_error(request: Request, exc: Exception) -> Response:
         status = 502
         logger.warning("Argos API call failed: %s", exc)
     return JSONResponse(_error_body(exc), status_code=status, headers=headers)
+
+
+def _seconds_to_wait(exc: RateLimitError | ClientPausedError) -> float:
+    if exc.retry_after is not None:
+        return exc.retry_after
+    if isinstance(exc, QuotaExceededError):
+        return (exc.resets_at - datetime.now(timezone.utc)).total_seconds()
+    return DEFAULT_RETRY_AFTER
 
 
 def _error_body(exc: Exception) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 import pytest
 
-from argos_async import ArgosClient, CheckpointError, Page, ServerError
+from argos_async import ArgosClient, CheckpointError, Page, ServerError, Stream
 from argos_async._backfill import Backfill, Window, windows_between
 from argos_async._checkpoint import Checkpoint
 from argos_async.testing import ArgosEmulator, FaultPlan, Status
@@ -102,7 +102,9 @@ async def test_buffered_pages_never_exceed_shards_times_read_ahead() -> None:
         consumed = 0
         most_ahead = 0
         async with aclosing(
-            argos.backfill(*YEAR, shards=shards, page_size=8, prefetch=prefetch).pages()
+            argos.with_options(prefetch=prefetch)
+            .backfill(*YEAR, shards=shards, page_size=8)
+            .pages()
         ) as pages:
             async for _page in pages:
                 consumed += 1
@@ -173,12 +175,11 @@ async def test_after_a_failure_the_same_checkpoint_finishes_the_job_exactly_once
     options: dict[str, Any] = {
         "shards": 2,
         "page_size": 40,
-        "prefetch": 0,
         "checkpoint": checkpoint,
     }
     async with ArgosEmulator(submissions=3_000, seed=12, faults=plan) as emu:
         seen: list[str] = []
-        async with client_for(emu, max_retries=1) as argos:
+        async with client_for(emu, max_retries=1, prefetch=0) as argos:
             with pytest.raises(ServerError):
                 async for sub in argos.backfill(*YEAR, **options):
                     seen.append(sub.submission_id)
@@ -233,7 +234,7 @@ async def test_a_busy_window_never_leaves_the_other_shard_idle() -> None:
             yield Page(items=[], next_key=None, cursor=None if n == pages - 1 else str(n))
         finished[window.name] = time.monotonic()
 
-    backfill = Backfill(windows, list_window, shards=2, checkpoint=None)
+    backfill = Backfill(windows, lambda w, c: Stream(list_window(w, c)), shards=2, checkpoint=None)
     started = time.monotonic()
     async with aclosing(backfill.pages()) as pages:
         count = sum([1 async for _ in pages])

@@ -152,7 +152,7 @@ async def test_connection_refused_is_a_connection_error_after_the_retries() -> N
         api_key="k", base_url=f"http://127.0.0.1:{free_port()}", backoff_base=0.001
     ) as argos:
         with pytest.raises(APIConnectionError, match="GET /v3/submission") as info:
-            await argos.get_submission("abc", max_retries=2)
+            await argos.with_options(max_retries=2).get_submission("abc")
     assert info.value.attempts == 3
 
 

@@ -218,7 +218,10 @@ async def test_transient_faults_are_retried_inside_a_batch() -> None:
     ):
         # The draws are seeded, but which lookup meets which depends on timing: with the
         # default 5 retries, one of 300 keys meets six 503s in a row about once in 50 runs.
-        results = [r async for r in argos.batch_get_submissions(emu.dataset.ids, max_retries=20)]
+        results = [
+            r
+            async for r in argos.with_options(max_retries=20).batch_get_submissions(emu.dataset.ids)
+        ]
         faulted = sum(r.fault is not None for r in emu.responses)
         retries = argos.stats.retries
     assert all(r.ok for r in results)

@@ -120,12 +120,14 @@ async def test_rate_limit_with_long_retry_after_is_503_with_retry_after() -> Non
             assert len(emu.requests) == 1
             listing = await http.get(f"/users/{HEAVY_USER}/submissions")
     assert lookup.headers["retry-after"] == "120"
-    # The client may answer the listing from its own pause (capped at max_retry_after)
-    # without asking the server again.
+    # The client answers the listing from its own pause (capped at max_retry_after, longer
+    # than the app's deadline) without asking the server again, and says so.
     assert 1 <= int(listing.headers["retry-after"]) <= 120
+    assert len(emu.requests) == 1
+    assert lookup.json()["error"] == "RateLimitError"
+    assert listing.json()["error"] == "ClientPausedError"
     for response in (lookup, listing):
         assert response.status_code == 503
-        assert response.json()["error"] == "RateLimitError"
         assert emu.api_key not in response.text
     assert HEAVY_USER not in listing.text
 

@@ -11,8 +11,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from argos_async import ArgosClient, ResponseDecodeError, _protocol
-from argos_async._protocol import decode_page, decode_single, parse_timestamp
+from argos_async import ArgosClient, ResponseDecodeError
+from argos_async._protocol import decoding
+from argos_async._protocol.decoding import decode_page, decode_single, parse_timestamp
 from argos_async.models import (
     AmlMatchRiskLevel,
     AmlRiskLevel,
@@ -451,7 +452,7 @@ def fast_path_only(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Makes the lenient fallback decoder raise, and counts calls of the page decoder: a test
     using it proves that its pages decode in one strict msgspec call each."""
     calls: list[int] = []
-    real = _protocol._envelope_decoder
+    real = decoding._envelope_decoder
 
     class Counting:
         def decode(self, body: bytes) -> Any:
@@ -461,8 +462,8 @@ def fast_path_only(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     def refuse(body: bytes) -> Any:
         raise AssertionError("the page left the fast path")
 
-    monkeypatch.setattr(_protocol, "_envelope_decoder", Counting())
-    monkeypatch.setattr(_protocol, "_decode_envelope_leniently", refuse)
+    monkeypatch.setattr(decoding, "_envelope_decoder", Counting())
+    monkeypatch.setattr(decoding, "_decode_envelope_leniently", refuse)
     return calls
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from argos_async import PaginationError, ServerError
 from argos_async._pagination import Fetched, paginate
-from argos_async._protocol import decode_page, scan_page
+from argos_async._protocol.decoding import decode_page, scan_page
 from argos_async.models import Page, PageKey
 
 pytestmark = pytest.mark.anyio

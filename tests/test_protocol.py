@@ -17,18 +17,11 @@ from argos_async import (
     RateLimitError,
     ServerError,
 )
-from argos_async._protocol import (
-    ListQuery,
-    check_base_url,
-    decode_cursor,
-    encode_cursor,
-    error_from_response,
-    mask_email,
-    mask_text,
-    parse_retry_after,
-    retry_wait,
-    server_wait,
-)
+from argos_async._protocol.checks import check_base_url
+from argos_async._protocol.masking import mask_email, mask_text
+from argos_async._protocol.query import ListQuery, decode_cursor, encode_cursor
+from argos_async._protocol.status import error_from_response, parse_retry_after
+from argos_async._retry import server_wait
 from argos_async.models import PageKey
 
 NOW = datetime(2026, 11, 28, 15, 30, tzinfo=timezone.utc)
@@ -206,7 +199,14 @@ def test_quota_429_is_its_own_error_and_says_when_it_resets() -> None:
     assert isinstance(error, QuotaExceededError)
     assert isinstance(error, RateLimitError)
     assert "2026-11-29 00:00 UTC" in str(error)
-    assert error.retry_after == pytest.approx(8.5 * 3600)
+    assert error.resets_at == datetime(2026, 11, 29, tzinfo=timezone.utc)
+    # retry_after keeps its one meaning: the response's header, absent here.
+    assert error.retry_after is None
+    with_header = error_from_response(
+        429, {"Retry-After": "60"}, b'{"message": "Limit Exceeded"}', now=NOW
+    )
+    assert isinstance(with_header, QuotaExceededError)
+    assert with_header.retry_after == 60.0
 
 
 def test_retry_after_is_read_into_rate_limit_errors() -> None:
@@ -238,9 +238,8 @@ def test_the_wait_a_server_asks_for(
     status: int, headers: dict[str, str], body: bytes, asked: float | None
 ) -> None:
     error = error_from_response(status, headers, body, now=NOW)
+    # The retry loop waits exactly this (tests/test_retry_loop.py, on a fake clock).
     assert server_wait(error) == asked
-    # The server's wait exactly, never the jittered backoff; else the backoff delay.
-    assert retry_wait(error, 0.125) == (0.125 if asked is None else asked)
     if status == 503:
         assert isinstance(error, ServerError)
         assert error.retry_after == asked

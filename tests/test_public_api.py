@@ -14,7 +14,8 @@ from types import ModuleType
 import pytest
 
 import argos_async
-from argos_async import ArgosClient, _protocol, errors, models, pytest_plugin, testing
+from argos_async import ArgosClient, errors, models, pytest_plugin, testing
+from argos_async._protocol import wire
 
 EXPORTED = {
     "DEFAULT_BASE_URL",
@@ -33,6 +34,7 @@ EXPORTED = {
     "Batch",
     "BatchResult",
     "CheckpointError",
+    "ClientPausedError",
     "ClientStats",
     "CommentCode",
     "IdType",
@@ -43,10 +45,12 @@ EXPORTED = {
     "PayloadTooLargeError",
     "QuotaExceededError",
     "RateLimitError",
+    "RequestOptions",
     "RequestType",
     "ResponseDecodeError",
     "ResponseTooLargeError",
     "ServerError",
+    "Stream",
     "Submission",
     "__version__",
 }
@@ -159,10 +163,8 @@ def test_the_docstring_check_sees_what_it_checks() -> None:
     assert _member_doc(vars(testing.ArgosEmulator)["url"]) is not None
     assert _member_doc(vars(models.Page)["raw_items"]) is not None
     assert _member_doc(vars(testing.Dataset)["generate"]) is not None
-    assert _defining_module(argos_async, "DEFAULT_BASE_URL").__name__ == "argos_async._protocol"
-    assert {"DEFAULT_BASE_URL", "LEGACY_BASE_URL"} <= _documented_names(
-        _module_tree(_protocol).body
-    )
+    assert _defining_module(argos_async, "DEFAULT_BASE_URL").__name__ == wire.__name__
+    assert {"DEFAULT_BASE_URL", "LEGACY_BASE_URL"} <= _documented_names(_module_tree(wire).body)
     assert "DEFAULT_CLIENT_OPTIONS" in _documented_names(_module_tree(pytest_plugin).body)
     assert "argos_client" in _documented_names(_module_tree(pytest_plugin).body)
     assert "Timestamp" in _documented_names(_module_tree(models).body)

@@ -27,6 +27,16 @@ def listing(error: type[Exception], **kwargs: Any) -> list[tuple[Call, type[Exce
     return [(call_with(m), error, name) for m in ("iter_pages", "iter_submissions")]
 
 
+def options(error: type[Exception], **kwargs: Any) -> list[tuple[Call, type[Exception], str]]:
+    """One bad option, on a view and on a second client: the error must name it."""
+    (name,) = kwargs
+
+    def new_client(client: Any) -> Any:
+        return ArgosClient(api_key="k", base_url=client.base_url, **kwargs)
+
+    return [(lambda client: client.with_options(**kwargs), error, name), (new_client, error, name)]
+
+
 def backfill(error: type[Exception], **kwargs: Any) -> tuple[Call, type[Exception], str]:
     """One bad argument for backfill over a valid range (unless the range is what is bad)."""
     (name,) = kwargs
@@ -41,17 +51,12 @@ BAD: list[tuple[Call, type[Exception], str]] = [
     *listing(TypeError, page_size=10.5),
     *listing(ValueError, max_items=-1),
     *listing(TypeError, max_items="5"),
-    *listing(ValueError, prefetch=2),
     *listing(ValueError, request_type="passport"),
     *listing(ValueError, email=""),
     *listing(ValueError, userid="   "),
     *listing(ValueError, start_date="2024-02-30"),
     *listing(ValueError, start_date="yesterday"),
     *listing(ValueError, end_date="2024/01/01"),
-    *listing(ValueError, deadline=0),
-    *listing(ValueError, deadline=-1.5),
-    *listing(ValueError, timeout=0),
-    *listing(ValueError, max_retries=-1),
     *listing(ValueError, cursor="not-a-cursor"),
     (
         lambda c: c.iter_submissions(start_date="2024-03-02", end_date="2024-03-01"),
@@ -69,13 +74,8 @@ BAD: list[tuple[Call, type[Exception], str]] = [
     (lambda c: c.get_submission(None), TypeError, "submission_id"),
     (lambda c: c.get_submission(123), TypeError, "submission_id"),
     (lambda c: c.get_submission("abc", request_type="all"), ValueError, "request_type"),
-    (lambda c: c.get_submission("abc", deadline=0), ValueError, "deadline"),
-    (lambda c: c.get_submission("abc", deadline=-1), ValueError, "deadline"),
-    (lambda c: c.get_submission("abc", timeout=-1), ValueError, "timeout"),
-    (lambda c: c.get_submission("abc", max_retries=1.5), TypeError, "max_retries"),
     (lambda c: c.get_applicant_submissions(""), ValueError, "applicant_id"),
     (lambda c: c.get_applicant_submissions(["a"]), TypeError, "applicant_id"),
-    (lambda c: c.get_applicant_submissions("a", deadline=0), ValueError, "deadline"),
     (lambda c: c.batch_get_submissions(["a"], concurrency=0), ValueError, "concurrency"),
     (lambda c: c.batch_get_submissions(["a"], concurrency="8"), TypeError, "concurrency"),
     (lambda c: c.batch_get_submissions("abc"), TypeError, "ids"),
@@ -84,7 +84,6 @@ BAD: list[tuple[Call, type[Exception], str]] = [
     (lambda c: c.batch_get_submissions(["a"], ordered="yes"), TypeError, "ordered"),
     (lambda c: c.batch_get_submissions(["a"], fail_fast=1), TypeError, "fail_fast"),
     (lambda c: c.batch_get_submissions(["a"], request_type="x"), ValueError, "request_type"),
-    (lambda c: c.batch_get_submissions(["a"], deadline=0), ValueError, "deadline"),
     (lambda c: c.batch_get_by_email(["a@example.com"], concurrency=0), ValueError, "concurrency"),
     (lambda c: c.batch_get_by_email(["a@example.com"], page_size=0), ValueError, "page_size"),
     (lambda c: c.batch_get_by_email(["a@example.com"], page_size=2001), ValueError, "page_size"),
@@ -94,13 +93,10 @@ BAD: list[tuple[Call, type[Exception], str]] = [
         ValueError,
         "request_type",
     ),
-    (lambda c: c.batch_get_by_email(["a@example.com"], deadline=0), ValueError, "deadline"),
     (lambda c: c.batch_get_by_email("a@example.com"), TypeError, "emails"),
     (lambda c: c.batch_get_applicants(None), TypeError, "applicant_ids"),
     (lambda c: c.batch_get_applicants(["a"], concurrency=0), ValueError, "concurrency"),
     (lambda c: c.batch_get_applicants(["a"], concurrency=-1), ValueError, "concurrency"),
-    (lambda c: c.batch_get_applicants(["a"], deadline=0), ValueError, "deadline"),
-    (lambda c: c.batch_get_applicants(["a"], max_retries=-1), ValueError, "max_retries"),
     backfill(ValueError, page_size=0),
     backfill(ValueError, page_size=2001),
     backfill(TypeError, page_size="10"),
@@ -112,14 +108,23 @@ BAD: list[tuple[Call, type[Exception], str]] = [
     backfill(ValueError, request_type="x"),
     backfill(ValueError, email=""),
     backfill(TypeError, userid=7),
-    backfill(ValueError, deadline=0),
-    backfill(ValueError, timeout=-1),
     backfill(ValueError, window_days=0),
     (lambda c: c.backfill(None, window_days=0), ValueError, "window_days"),
-    backfill(ValueError, max_retries=-1),
     backfill(ValueError, shards=0),
-    backfill(ValueError, prefetch=2),
     backfill(TypeError, checkpoint=5),
+    # Options are validated once, where they are set: the constructor or with_options.
+    *options(ValueError, prefetch=2),
+    *options(ValueError, deadline=0),
+    *options(ValueError, deadline=-1.5),
+    *options(ValueError, timeout=0),
+    *options(ValueError, timeout=-1),
+    *options(ValueError, max_retries=-1),
+    *options(TypeError, max_retries=1.5),
+    *options(TypeError, deadline="2"),
+    *options(ValueError, backoff_base=0),
+    *options(ValueError, backoff_max=float("inf")),
+    *options(ValueError, max_retry_after=-1),
+    *options(TypeError, prefetch=True),
 ]
 
 

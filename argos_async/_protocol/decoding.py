@@ -1,0 +1,156 @@
+"""Where bytes become Structs: response bodies decoded by msgspec, one call per page.
+
+The fast path builds every Struct of a page in one ``msgspec.json.Decoder`` call. A page that
+fails it only because a timestamp has another shape takes a slow path that repairs timestamps
+along the model's type tree. ``scan_page`` reads only a page's envelope (next key, item count),
+which is what a request needs to know that the page arrived whole.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from datetime import datetime, timezone
+from typing import Any, Final
+
+import msgspec
+
+from ..errors import NotFoundError, ResponseDecodeError
+from ..models import ApplicantSubmission, Page, PageKey, Submission
+from .query import encode_cursor
+
+
+class _Envelope(msgspec.Struct, gc=False):
+    items: list[Submission] = msgspec.field(name="Items")
+    next_key: PageKey | None = msgspec.field(default=None, name="nextpageKey")
+
+
+_envelope_decoder = msgspec.json.Decoder(_Envelope)
+
+
+class _Scan(msgspec.Struct, gc=False):
+    items: list[msgspec.Raw] = msgspec.field(name="Items")
+    next_key: PageKey | None = msgspec.field(default=None, name="nextpageKey")
+
+
+_scan_decoder = msgspec.json.Decoder(_Scan)
+_applicants_decoder = msgspec.json.Decoder(list[ApplicantSubmission])
+
+
+def decode_page(body: bytes, fingerprint: str) -> Page:
+    """A list response as a ``Page``; its cursor resumes after it."""
+    envelope = _decode_envelope(body)
+    next_key = envelope.next_key
+    cursor = encode_cursor(next_key, fingerprint) if next_key is not None else None
+    return Page(items=envelope.items, next_key=next_key, cursor=cursor, body=body)
+
+
+def scan_page(body: bytes) -> tuple[PageKey | None, int]:
+    """A list response's next key and item count, without building its items (about a
+    quarter of the cost of decoding them). A body cut off in transit fails here, inside the
+    request's retries."""
+    try:
+        scan = _scan_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise ResponseDecodeError(f"response does not match the documented shape: {exc}") from None
+    except msgspec.DecodeError:
+        raise ResponseDecodeError(
+            f"response body is not valid JSON ({len(body)} bytes; cut off?)", incomplete=True
+        ) from None
+    return scan.next_key, len(scan.items)
+
+
+def decode_single(body: bytes, submission_id: str) -> Submission:
+    """A single-submission response; an empty ``Items`` list means no such submission."""
+    items = _decode_envelope(body).items
+    if not items:
+        raise NotFoundError(f"no submission with id {submission_id!r}", status=200)
+    return items[0]
+
+
+def decode_applicants(body: bytes) -> list[ApplicantSubmission]:
+    """The applicant endpoint's bare JSON array."""
+    try:
+        return _applicants_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise ResponseDecodeError(
+            f"applicant response is not the documented array: {exc}"
+        ) from None
+    except msgspec.DecodeError:
+        raise ResponseDecodeError(
+            f"applicant response is not valid JSON ({len(body)} bytes; cut off?)",
+            incomplete=True,
+        ) from None
+
+
+def _decode_envelope(body: bytes) -> _Envelope:
+    try:
+        # The fast path: one msgspec call builds every Struct of the page.
+        return _envelope_decoder.decode(body)
+    except msgspec.ValidationError:
+        # Valid JSON of a shape we did not expect; most often a timestamp in another format.
+        return _decode_envelope_leniently(body)
+    except msgspec.DecodeError:
+        raise ResponseDecodeError(
+            f"response body is not valid JSON ({len(body)} bytes; cut off?)", incomplete=True
+        ) from None
+
+
+def _decode_envelope_leniently(body: bytes) -> _Envelope:
+    """The slow path for a page that failed strict decoding: timestamps of other shapes are
+    read leniently (or become ``None``), numbers sent as strings are accepted."""
+    document = msgspec.json.decode(body)
+    document = _repair_timestamps(document, _envelope_info())
+    try:
+        return msgspec.convert(document, _Envelope, strict=False)
+    except msgspec.ValidationError as exc:
+        # msgspec names the path and the expected type, never the value: safe to show.
+        raise ResponseDecodeError(f"response does not match the documented shape: {exc}") from None
+
+
+@functools.cache
+def _envelope_info() -> msgspec.inspect.Type:
+    return msgspec.inspect.type_info(_Envelope)
+
+
+def _repair_timestamps(value: Any, info: msgspec.inspect.Type) -> Any:
+    """Walks decoded JSON along the model's type tree, replacing each timestamp value by an
+    aware ``datetime`` or ``None``."""
+    if isinstance(info, msgspec.inspect.DateTimeType):
+        return parse_timestamp(value) if isinstance(value, str) else None
+    if isinstance(info, msgspec.inspect.StructType) and isinstance(value, dict):
+        for field in info.fields:
+            if field.encode_name in value:
+                value[field.encode_name] = _repair_timestamps(value[field.encode_name], field.type)
+    elif isinstance(info, (msgspec.inspect.ListType, msgspec.inspect.VarTupleType)) and isinstance(
+        value, list
+    ):
+        return [_repair_timestamps(item, info.item_type) for item in value]
+    elif isinstance(info, msgspec.inspect.UnionType):
+        for member in info.types:
+            if not isinstance(member, msgspec.inspect.NoneType):
+                value = _repair_timestamps(value, member)
+    return value
+
+
+_DASHED_TIMESTAMP: Final = re.compile(r"(\d{4})-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d{3})")
+
+
+def parse_timestamp(text: str) -> datetime | None:
+    """An API timestamp as an aware UTC datetime, or ``None`` when it is no timestamp.
+
+    Accepts ISO-8601 (a missing offset means UTC, as the API documents) and the dashed
+    ``YYYY-MM-DD-HH-MM-SS-mmm`` shape that the documentation's samples show.
+    """
+    match = _DASHED_TIMESTAMP.fullmatch(text)
+    if match:
+        y, mo, d, h, mi, s, ms = (int(g) for g in match.groups())
+        try:
+            return datetime(y, mo, d, h, mi, s, ms * 1000, tzinfo=timezone.utc)
+        except ValueError:
+            return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)

@@ -1,0 +1,136 @@
+"""Where a page key becomes a cursor and back: a validated listing, the query string of each of
+its pages, and the opaque resume cursor that carries a page key between runs.
+
+A cursor is ``"ac1." + base64url(JSON [fingerprint, nextpageKey.id, nextpageKey.created_at])``:
+the fingerprint (a digest of the filters) lets a cursor made for other filters be refused rather
+than resume the wrong listing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import functools
+import hashlib
+from dataclasses import dataclass
+from datetime import date
+from typing import Final
+
+import msgspec
+
+from ..models import PageKey
+from .checks import check_optional_text, check_page_size, check_request_type, to_date
+from .wire import DATE_FORMATS, MAX_PAGE_SIZE, DateFormat
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """A validated listing: its filters, page size and date format."""
+
+    email: str | None = None
+    userid: str | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+    request_type: str | None = None
+    page_size: int = MAX_PAGE_SIZE
+    date_format: DateFormat = "YYYY-MM-DD"
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        email: object = None,
+        userid: object = None,
+        start_date: object = None,
+        end_date: object = None,
+        request_type: object = None,
+        page_size: object = MAX_PAGE_SIZE,
+        date_format: DateFormat = "YYYY-MM-DD",
+    ) -> ListQuery:
+        """Validates every argument; raises ``TypeError``/``ValueError`` naming the bad one."""
+        start = to_date("start_date", start_date)
+        end = to_date("end_date", end_date)
+        if start is not None and end is not None and end < start:
+            raise ValueError(f"end_date ({end}) is before start_date ({start})")
+        return cls(
+            email=check_optional_text("email", email),
+            userid=check_optional_text("userid", userid),
+            start_date=start,
+            end_date=end,
+            request_type=check_request_type(request_type),
+            page_size=check_page_size(page_size),
+            date_format=date_format,
+        )
+
+    def between(self, start: date | None, end: date | None) -> ListQuery:
+        """The same listing over other days (a backfill's window); the dates are trusted."""
+        return dataclasses.replace(self, start_date=start, end_date=end)
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """A short digest of the filters: a cursor made for other filters is refused."""
+        canonical = msgspec.json.encode(
+            [
+                self.email,
+                self.userid,
+                self.start_date.isoformat() if self.start_date else None,
+                self.end_date.isoformat() if self.end_date else None,
+                self.request_type,
+            ]
+        )
+        return hashlib.sha256(canonical).hexdigest()[:16]
+
+    def params(self, after: PageKey | None, count: int) -> dict[str, str]:
+        """The query string of one page request. ``count`` is always sent: the documents
+        disagree on its default (2000 or 50)."""
+        fmt = DATE_FORMATS[self.date_format]
+        params = {"count": str(count)}
+        if self.email is not None:
+            params["email"] = self.email
+        if self.userid is not None:
+            params["userid"] = self.userid
+        if self.start_date is not None:
+            params["start_date"] = self.start_date.strftime(fmt)
+        if self.end_date is not None:
+            params["end_date"] = self.end_date.strftime(fmt)
+        if self.request_type is not None:
+            params["request_type"] = self.request_type
+        if after is not None:
+            params["nextpage_id"] = after.id
+            params["nextpage_date"] = after.created_at
+        return params
+
+    def personal_values(self) -> tuple[str, ...]:
+        """The values to mask wherever a message could echo them."""
+        return tuple(v for v in (self.email, self.userid) if v)
+
+
+_CURSOR_PREFIX: Final = "ac1."
+_cursor_decoder = msgspec.json.Decoder(tuple[str, str, str])
+
+
+def encode_cursor(key: PageKey, fingerprint: str) -> str:
+    """The resume cursor for the page after ``key`` in the listing with this fingerprint."""
+    payload = msgspec.json.encode((fingerprint, key.id, key.created_at))
+    return _CURSOR_PREFIX + base64.urlsafe_b64encode(payload).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: object, fingerprint: str) -> PageKey:
+    """The page key inside ``cursor``; refuses a cursor made for other filters."""
+    if not isinstance(cursor, str):
+        raise TypeError(f"cursor must be a str from Page.cursor, got {type(cursor).__name__}")
+    if not cursor.startswith(_CURSOR_PREFIX):
+        raise ValueError("cursor is not a resume cursor of this client version (from Page.cursor)")
+    body = cursor[len(_CURSOR_PREFIX) :]
+    try:
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        made_for, key_id, created_at = _cursor_decoder.decode(raw)
+    except (binascii.Error, ValueError, msgspec.DecodeError):
+        raise ValueError("cursor is damaged: pass Page.cursor unchanged") from None
+    if made_for != fingerprint:
+        raise ValueError(
+            "cursor was made for other filters (email, userid, start_date, end_date, "
+            "request_type): resume with the filters of the listing it came from"
+        )
+    return PageKey(id=key_id, created_at=created_at)
