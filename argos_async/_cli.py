@@ -20,7 +20,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import aclosing, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, NoReturn
 
@@ -241,7 +241,7 @@ async def _run_export(client: ArgosClient, args: argparse.Namespace) -> int:
             file.seek(kept)
             try:
                 with showing_log(progress):
-                    async with aclosing(backfill.pages()) as pages:
+                    async with backfill.pages() as pages:
                         async for page in pages:
                             await _append(file, page)
                             written += len(page.items)

@@ -49,7 +49,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Protocol
@@ -185,7 +184,7 @@ class Reconciler:
         start = end - timedelta(days=self.lookback_days - 1)
         stats = PassStats(start_date=start, end_date=end)
         backfill = self.client.backfill(start, end, shards=self.shards, page_size=self.page_size)
-        async with aclosing(backfill.pages()) as pages:
+        async with backfill.pages() as pages:
             async for page in pages:
                 await self._reconcile(page.items, stats)
         self.passes += 1
