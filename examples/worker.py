@@ -40,7 +40,7 @@ the periodic job, with a persistent store (``SubmissionState`` encodes to JSON w
 ``msgspec.json.encode`` and back with ``msgspec.json.decode(data, type=SubmissionState)``).
 
 Test it against :class:`~argos_async.testing.ArgosEmulator`: run a pass, change a submission
-the way the provider would with ``emu.update(submission_id, kyc_result="rejected")`` (it moves
+the way the provider would with ``emu.update(submission_id, kyc={"result": "rejected"})`` (it moves
 ``updated_at`` and ``kyc_result_at``), and the next pass reports exactly that submission.
 """
 

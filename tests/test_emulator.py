@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import re
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Mapping
 from datetime import date, datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -469,9 +471,11 @@ async def test_update_is_served_by_list_pages_and_single_lookups(
     _, listed_before = await get(http, emu, params={"count": "2000"})  # fills the page cache
     updated = emu.update(
         sid,
-        kyc_result="rejected",
-        comment_code=["id_image_badImage"],
-        comment=["Fail to read the ID image."],
+        kyc={
+            "result": "rejected",
+            "commentCode": ["id_image_badImage"],
+            "comment": ["Fail to read the ID image."],
+        },
     )
     assert emu.get(sid) == updated
     _, single = await get(http, emu, params={"submission_id": sid})
@@ -503,27 +507,27 @@ async def test_update_leaves_the_shared_dataset_and_other_emulators_alone(
 ) -> None:
     sid = pending_id(emu)
     original = msgspec.json.encode(emu.dataset.get(sid))
-    emu.update(sid, kyc_result="approved")
+    emu.update(sid, kyc={"result": "approved"})
     assert msgspec.json.encode(emu.dataset.get(sid)) == original
     async with ArgosEmulator(SMALL, seed=7) as twin:
         assert twin.dataset is emu.dataset  # the cached data set is shared...
         _, single = await get(http, twin, params={"submission_id": sid})
         assert msgspec.json.encode(single["Items"][0]) == original  # ...but not the update
         # The same update on an emulator of the same seed gives the same item.
-        assert twin.update(sid, kyc_result="approved") == emu.get(sid)
+        assert twin.update(sid, kyc={"result": "approved"}) == emu.get(sid)
 
 
 async def test_update_timestamps_and_result_fields(emu: ArgosEmulator) -> None:
     ds = emu.dataset
     incomplete = next(it for it in ds.items if it["kyc"]["result"] == "incomplete")
-    rejected = emu.update(incomplete["submission_id"], kyc_result="rejected")
+    rejected = emu.update(incomplete["submission_id"], kyc={"result": "rejected"})
     assert rejected["kyc"]["commentCode"] == ["timeout"]
     assert rejected["kyc"]["comment"] == ["KYC rejected due to timeout"]
     assert "aml" not in rejected
 
     sid = pending_id(emu)
     when = datetime(2026, 2, 3, 4, 5, 6, 789000, tzinfo=timezone.utc)
-    approved = emu.update(sid, kyc_result="approved", at=when)
+    approved = emu.update(sid, kyc={"result": "approved"}, updated_at=when)
     assert approved["updated_at"] == approved["kyc_result_at"] == "2026-02-03T04:05:06.789Z"
     assert approved["aml"] == {
         "risk_level_summary": "Not Screened",
@@ -531,24 +535,85 @@ async def test_update_timestamps_and_result_fields(emu: ArgosEmulator) -> None:
     }
     assert "commentCode" not in approved["kyc"]
     # A later change moves updated_at on; the first decision's time stays.
-    later = emu.update(sid, fields={"memo": {"text": "checked", "updated_at": "x"}})
+    later = emu.update(sid, memo={"text": "checked", "updated_at": "x"})
     assert later["updated_at"] == "2026-02-03T04:06:06.789Z"
     assert later["kyc_result_at"] == "2026-02-03T04:05:06.789Z"
-    assert emu.update(sid, fields={"memo": None}).get("memo") is None
+    assert emu.update(sid, memo=None).get("memo") is None
+    stamped = emu.update(sid, updated_at="2026-03-01T00:00:00.000Z")
+    assert stamped["updated_at"] == "2026-03-01T00:00:00.000Z"
+
+
+def test_update_speaks_the_vocabulary_get_returns(emu: ArgosEmulator) -> None:
+    ds = emu.dataset
+    sid = next(
+        s
+        for s, it in zip(ds.ids, ds.items, strict=True)
+        if it["kyc"]["result"] == "pending" and "attempts" in it["kyc"]
+    )
+    before = emu.get(sid)
+    assert before is not None
+    # A dict merges into the item's: the attempts stay.
+    after = emu.update(sid, kyc={"result": "approved"})
+    assert after["kyc"]["attempts"] == before["kyc"]["attempts"]
+    assert after["kyc"]["result"] == "approved"
+    # What get returns can be handed back as it is: a red-flag screening from another item.
+    flagged = next(it for it in ds.items if it.get("aml", {}).get("currentstatus") == "Red Flag")
+    assert emu.update(sid, aml=flagged["aml"])["aml"] == flagged["aml"]
+    # None deletes, at any depth; other keys of the dict stay.
+    cleared = emu.update(sid, aml={"matches": None}, data={"ip_address": None})
+    assert "matches" not in cleared["aml"]
+    assert cleared["aml"]["currentstatus"] == "Red Flag"
+    assert "ip_address" not in cleared["data"]
+    assert cleared["data"]["name"] == before["data"]["name"]
+    # The reasons of an item already rejected can change without a new result.
+    emu.update(sid, kyc={"result": "rejected"})
+    reasons = emu.update(sid, kyc={"commentCode": ["expired_id"], "comment": ["Expired."]})
+    assert reasons["kyc"]["commentCode"] == ["expired_id"]
+    assert reasons["kyc"]["result"] == "rejected"
+    # The values are stored as they are served: JSON, not the caller's own objects.
+    assert emu.update(sid, cf9=("a", "b"))["cf9"] == ["a", "b"]
 
 
 def test_update_refuses_what_it_cannot_do(emu: ArgosEmulator) -> None:
     sid = emu.dataset.ids[0]
     with pytest.raises(KeyError):
-        emu.update("nosuchsubmission", kyc_result="approved")
+        emu.update("nosuchsubmission", kyc={"result": "approved"})
     for field in ("submission_id", "created_at", "email", "userid", "applicant_id"):
         with pytest.raises(ValueError, match=field):
-            emu.update(sid, fields={field: "x"})
+            emu.update(sid, **{field: "x"})
     with pytest.raises(ValueError, match="aware"):
-        emu.update(sid, at=datetime(2026, 1, 1))
+        emu.update(sid, updated_at=datetime(2026, 1, 1))
+    with pytest.raises(ValueError, match="timestamp"):
+        emu.update(sid, updated_at="2026-01-01")
+    with pytest.raises(TypeError, match="updated_at"):
+        emu.update(sid, updated_at=1_700_000_000)
     with pytest.raises(ValueError, match="rejected"):
-        emu.update(sid, kyc_result="approved", comment_code=["other"])
+        emu.update(sid, kyc={"result": "approved", "commentCode": ["other"]})
+    # The keywords update() took before it spoke the item's vocabulary would otherwise be
+    # added to the item as fields of their own.
+    old_calls: list[tuple[dict[str, Any], str]] = [
+        ({"kyc_result": "approved"}, "kyc="),
+        ({"comment_code": ["other"]}, "commentCode"),
+        ({"comment": ["x"]}, "kyc="),
+        ({"at": datetime(2026, 1, 1, tzinfo=timezone.utc)}, "updated_at="),
+        ({"fields": {"memo": None}}, "memo=None"),
+    ]
+    for old, new in old_calls:
+        with pytest.raises(TypeError, match=new):
+            emu.update(sid, **old)
     assert emu.get(sid) == emu.dataset.items[0]  # nothing changed
+
+
+async def test_a_dataset_swapped_in_before_serving_is_served(
+    http: aiohttp.ClientSession,
+) -> None:
+    emu = ArgosEmulator(200, seed=8)
+    emu.dataset = Dataset.generate(300, 8, heavy=100)
+    async with emu:
+        pages = await walk(http, emu, {"email": emu.dataset.heavy_email, "count": "40"})
+        assert emu.get(emu.dataset.ids[250]) == emu.dataset.items[250]
+    assert ids_of(pages) == emu.dataset.expected_ids(email=emu.dataset.heavy_email)
+    assert len(ids_of(pages)) == 100
 
 
 def test_serve_cli() -> None:
@@ -588,3 +653,41 @@ def test_serve_cli_usage_errors() -> None:
 def test_non_loopback_host_refused() -> None:
     with pytest.raises(ValueError, match="loopback"):
         ArgosEmulator(10, host="0.0.0.0")
+
+
+TESTING = REPO / "argos_async" / "testing"
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Absolute names of the modules a file of the argos_async.testing package imports."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names.add(node.module or "")
+        elif isinstance(node, ast.ImportFrom):
+            # Relative to argos_async.testing: one dot is the package, two its parent.
+            base = ".".join(["argos_async", "testing"][: 3 - node.level])
+            names.add(f"{base}.{node.module}" if node.module else base)
+    return names
+
+
+def test_the_emulator_shares_no_code_with_the_client() -> None:
+    # An independent reading of the API: a client bug cannot hide behind shared code.
+    for path in TESTING.glob("*.py"):
+        shared = {
+            m
+            for m in imported_modules(path)
+            if m.startswith("argos_async") and not m.startswith("argos_async.testing")
+        }
+        assert not shared, f"{path.name} imports {shared}"
+
+
+def test_the_data_and_listing_modules_know_nothing_of_http() -> None:
+    pure = ["_wire", "_tables", "_clock", "_records", "_items", "_dataset", "_listing", "_updates"]
+    for name in pure:
+        imports = imported_modules(TESTING / f"{name}.py")
+        assert not {m for m in imports if m.split(".")[0] == "aiohttp"}, name
+        assert "argos_async.testing._server" not in imports, name
+        assert "argos_async.testing._faults" not in imports, name

@@ -123,7 +123,7 @@ async def test_a_decision_made_between_passes_is_reported_by_the_next_pass(
         recorder.clear()
 
         # The provider decides it after the first pass has served it.
-        emu.update(target, kyc_result=after)
+        emu.update(target, kyc={"result": after})
         stats = await worker.run_once()
         looked_up = await argos.get_submission(target)
 
@@ -156,7 +156,7 @@ async def test_the_change_is_the_only_delivery_and_carries_the_previous_state() 
         target = first_with_result(emu, "pending")
         previous_state = store.states[target]
         recorder.clear()
-        emu.update(target, kyc_result="approved")
+        emu.update(target, kyc={"result": "approved"})
         await worker.run_once()
     assert recorder.ids() == [target]
     submission, previous = recorder.calls[0]
@@ -173,7 +173,7 @@ async def test_an_aml_screening_that_moves_on_is_a_change() -> None:
         target = first_with_result(emu, "approved")
         recorder.clear()
         red_flag = {"risk_level_summary": "High", "currentstatus": "Red Flag", "matches": []}
-        emu.update(target, fields={"aml": red_flag})
+        emu.update(target, aml=red_flag)
         await worker.run_once()
     assert recorder.ids() == [target]
     submission, previous = recorder.calls[0]

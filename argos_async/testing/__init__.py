@@ -7,7 +7,6 @@ from ._faults import (
     Fault,
     FaultContext,
     FaultPlan,
-    ListPage,
     Mixed,
     QuotaExceeded,
     Redirect,
@@ -15,6 +14,7 @@ from ._faults import (
     Status,
     TruncateBody,
 )
+from ._listing import ListPage
 from ._server import ArgosEmulator, RecordedRequest, RecordedResponse
 
 __all__ = [

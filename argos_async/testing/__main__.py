@@ -10,6 +10,12 @@ from collections.abc import Sequence
 
 from ._faults import FaultPlan
 from ._server import ArgosEmulator, _is_loopback
+from ._wire import API_KEY_HEADER, RETRY_AFTER_HEADER, RETRY_AFTER_STATUSES, STATUS_MESSAGES
+
+_STATUS_KINDS = ", ".join(str(status) for status in STATUS_MESSAGES)
+_RETRY_KINDS = ", ".join(
+    f"{status}-retry-{form}" for status in RETRY_AFTER_STATUSES for form in ("after", "date")
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,7 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080, help="port, 0 for any (default 8080)")
     serve.add_argument("--submissions", type=int, default=10_000, help="data set size")
     serve.add_argument("--seed", type=int, default=7, help="data set seed (default 7)")
-    serve.add_argument("--api-key", default=None, help="accepted x-api-key (default: random)")
+    serve.add_argument(
+        "--api-key", default=None, help=f"accepted {API_KEY_HEADER} (default: random)"
+    )
     serve.add_argument("--filter-mode", choices=("index", "scan"), default="index")
     serve.add_argument("--latency", type=float, default=0.0, help="seconds added per response")
     serve.add_argument(
@@ -31,10 +39,10 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         default=None,
         help="faults on list requests: mixed=RATE[:RETRY_AFTER] (e.g. mixed=0.2), or a comma"
-        " list of KIND=PROB[:ARG], KIND one of 400, 403, 413, 429, 500, 502, 503, 504,"
-        " 429-retry-after, 429-retry-date, 503-retry-after, 503-retry-date (=PROB:SECONDS,"
-        " Retry-After as seconds or as an HTTP-date), quota, drop, truncate (=PROB[:FRACTION]),"
-        " slow (=PROB:SECONDS), repeat-key (=PROB[:BACK]), redirect (=PROB:URL);"
+        f" list of KIND=PROB[:ARG], KIND one of {_STATUS_KINDS}, {_RETRY_KINDS}"
+        f" (=PROB:SECONDS, {RETRY_AFTER_HEADER} as seconds or as an HTTP-date), quota, drop,"
+        " truncate (=PROB[:FRACTION]), slow (=PROB:SECONDS), repeat-key (=PROB[:BACK]),"
+        " redirect (=PROB:URL);"
         " e.g. 503=0.05,drop=0.02,slow=0.01:2,429-retry-date=0.01:3",
     )
     serve.add_argument(

@@ -11,17 +11,27 @@ import asyncio
 import math
 import random
 import re
-import time
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import MISSING, dataclass, field, fields, replace
-from datetime import datetime, timezone
-from decimal import Decimal
-from email.utils import format_datetime
 from http import HTTPStatus
 
-import msgspec
 from aiohttp import web
+
+from ._http import error_response
+from ._listing import ListPage
+from ._wire import (
+    JSON_CONTENT_TYPE,
+    LIST_PATH,
+    QUOTA_EXCEEDED,
+    REQUEST_ID_HEADER,
+    RETRY_AFTER_HEADER,
+    RETRY_AFTER_STATUSES,
+    STATUS_MESSAGES,
+    Param,
+    retry_after_date,
+    retry_after_seconds,
+)
 
 __all__ = [
     "Delay",
@@ -39,32 +49,9 @@ __all__ = [
     "TruncateBody",
 ]
 
-LIST_PATH = "/v3/submission"
-
-DEFAULT_MESSAGES = {
-    400: "Invalid Query String parameters",
-    403: "Forbidden",
-    413: "Request Entity Too Large",
-    429: "Too Many Requests",
-    500: "Internal server error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Endpoint request timed out",
-}
-
 # What a dropped response sends before the connection goes: the start of a plausible list page.
 _DROP_PARTIAL = b'{"Items":[{"submission_id":"'
 _DROP_ANNOUNCED = 4096
-
-
-@dataclass
-class ListPage:
-    """A list page as built, before it is encoded: faults may rewrite it."""
-
-    items: list[bytes]
-    """Each item already encoded as JSON."""
-    next_key: dict[str, str] | None
-    """The `nextpageKey` object, or None on the last page."""
 
 
 @dataclass
@@ -228,11 +215,13 @@ class Status(Fault):
         """The error response."""
         message = self.message
         if message is None:
-            message = DEFAULT_MESSAGES.get(self.status) or _phrase(self.status)
-        response = json_response(self.status, {"message": message})
+            message = STATUS_MESSAGES.get(self.status) or _phrase(self.status)
+        response = error_response(self.status, message)
         if self.retry_after is not None:
-            response.headers["Retry-After"] = (
-                _http_date(self.retry_after) if self.http_date else _seconds(self.retry_after)
+            response.headers[RETRY_AFTER_HEADER] = (
+                retry_after_date(self.retry_after)
+                if self.http_date
+                else retry_after_seconds(self.retry_after)
             )
         return response
 
@@ -243,7 +232,7 @@ class QuotaExceeded(Fault):
 
     async def respond(self, request: web.Request, ctx: FaultContext) -> web.StreamResponse | None:
         """The 429 response."""
-        return json_response(429, {"message": "Limit Exceeded"})
+        return error_response(429, QUOTA_EXCEEDED)
 
 
 @dataclass(frozen=True, repr=False)
@@ -257,7 +246,7 @@ class DropConnection(Fault):
         """Sends the partial response and drops the connection."""
         response = web.StreamResponse(
             status=200,
-            headers={"Content-Type": "application/json", "x-amzn-RequestId": str(uuid.uuid4())},
+            headers={"Content-Type": JSON_CONTENT_TYPE, REQUEST_ID_HEADER: str(uuid.uuid4())},
         )
         response.content_length = _DROP_ANNOUNCED
         await response.prepare(request)
@@ -374,10 +363,10 @@ def mixed_kinds(retry_after: float = 0.0) -> tuple[Fault, ...]:
 
 # What each KIND of a --faults item takes after PROB: (the name of its argument, required).
 _SPEC_KINDS: dict[str, tuple[str | None, bool]] = {
-    **{str(status): (None, False) for status in (400, 403, 413, 429, 500, 502, 503, 504)},
+    **{str(status): (None, False) for status in STATUS_MESSAGES},
     **{
         f"{status}-retry-{form}": ("SECONDS", True)
-        for status in (429, 503)
+        for status in RETRY_AFTER_STATUSES
         for form in ("after", "date")
     },
     "quota": (None, False),
@@ -456,7 +445,7 @@ class FaultPlan:
     def context(self, path: str, query: dict[str, str], state: FaultState) -> FaultContext:
         """Counts the request, decides which faults are in force for it, and describes it."""
         list_index = None
-        if path == LIST_PATH and "submission_id" not in query:
+        if path == LIST_PATH and Param.SUBMISSION_ID not in query:
             state.list_requests += 1
             list_index = state.list_requests
         state.path_requests[path] = path_index = state.path_requests.get(path, 0) + 1
@@ -493,30 +482,11 @@ class FaultPlan:
         return body
 
 
-def json_response(status: int, body: dict[str, str]) -> web.Response:
-    """A JSON error response the way the API gateway sends them."""
-    return web.Response(
-        status=status, body=msgspec.json.encode(body), content_type="application/json"
-    )
-
-
 def _phrase(status: int) -> str:
     try:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Error"
-
-
-def _seconds(value: float) -> str:
-    if value == int(value):
-        return str(int(value))
-    # Decimal keeps repr's shortest digits without the exponent form ("1e-05").
-    return format(Decimal(repr(float(value))), "f")
-
-
-def _http_date(retry_after: float) -> str:
-    when = math.ceil(time.time() + retry_after)
-    return format_datetime(datetime.fromtimestamp(when, timezone.utc), usegmt=True)
 
 
 def _number(text: str, what: str) -> float:

@@ -1,55 +1,52 @@
-"""`ArgosEmulator`: the Argos KYC REST API v3 submission endpoints served over loopback HTTP."""
+"""`ArgosEmulator`: the Argos KYC REST API v3 submission endpoints served over loopback HTTP.
+
+This module is the server's life and its HTTP side: start and close, the request pipeline
+(recording, latency, IP allowlist, API key, faults) and the routes. What an endpoint answers
+is `_listing`'s business, how an update changes an item `_updates`'s, and every path, header
+and message comes from `_wire`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import ipaddress
-import re
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 from types import TracebackType
 from typing import Any, Literal
 
-import msgspec
 from aiohttp import web
 
-from ._dataset import Dataset, parse_query_date
-from ._faults import LIST_PATH, FaultContext, FaultPlan, ListPage, json_response
-
-__all__ = ["ArgosEmulator", "RecordedRequest", "RecordedResponse"]
-
-APPLICANT_PATH = "/v3/submission/applicant"
-MAX_COUNT = 2000
-DEFAULT_COUNT = 50
-REQUEST_TYPES = ("kyc", "aml", "data", "others")
-
-_BAD_QUERY = {"message": "Invalid Query String parameters"}
-_COUNT_RE = re.compile(r"[0-9]{1,6}")
-# Fields a list response leaves out (the provider: "fields missing from list results must be
-# fetched with submission_id").
-_SINGLE_ONLY = frozenset({"project_options", "OCR_raw", "ocr", "verification"})
-_LIST_DATA = (
-    "name",
-    "first_name",
-    "last_name",
-    "full_name",
-    "gender",
-    "nationality",
-    "date_of_birth",
+from ._dataset import Dataset
+from ._faults import FaultContext, FaultPlan
+from ._http import error_response, json_response
+from ._listing import (
+    BadQuery,
+    Listing,
+    LookupQuery,
+    parse_applicant_query,
+    parse_submission_query,
+)
+from ._updates import updated_item
+from ._wire import (
+    API_KEY_HEADER,
+    APPLICANT_PATH,
+    DENY_KEY,
+    EXPLICIT_DENY,
+    FORBIDDEN,
+    INVALID_QUERY,
+    LIST_PATH,
+    NOT_FOUND,
+    REQUEST_ID_HEADER,
+    TOO_LARGE,
+    list_body,
 )
 
-# What `ArgosEmulator.update` may not change: the server's indexes are built from them.
-_FIXED_FIELDS = frozenset({"submission_id", "created_at", "email", "userid", "applicant_id"})
-_DECIDED = ("approved", "rejected")
-# Default reasons of a rejection made by `update`: incomplete ones time out, others are
-# rejected by a reviewer (the seed's reject-code table).
-_TIMEOUT_REJECT = (["timeout"], ["KYC rejected due to timeout"])
-_AGENT_REJECT = (["other"], ["Rejected on manual review"])
+__all__ = ["ArgosEmulator", "RecordedRequest", "RecordedResponse"]
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -84,32 +81,6 @@ class RecordedResponse:
     """Class name of the fault that answered, rewrote or delayed the response; None if none."""
     sent_at: float
     """`time.monotonic()` when the response was handed to aiohttp."""
-
-
-class _BadQuery(Exception):
-    pass
-
-
-def _list_form(item: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in item.items() if k not in _SINGLE_ONLY}
-    data = item.get("data")
-    if data is not None:
-        out["data"] = {k: data[k] for k in _LIST_DATA if k in data}
-    kyc = item.get("kyc")
-    if kyc is not None and "attempts" in kyc:
-        out["kyc"] = {k: v for k, v in kyc.items() if k != "attempts"}
-    return out
-
-
-def _project(item: dict[str, Any], request_type: str | None) -> dict[str, Any]:
-    if request_type is None:
-        return item
-    if request_type == "others":
-        return {k: v for k, v in item.items() if k not in ("kyc", "aml", "data")}
-    out = {"submission_id": item["submission_id"]}
-    if request_type in item:
-        out[request_type] = item[request_type]
-    return out
 
 
 def _is_loopback(host: str) -> bool:
@@ -208,10 +179,7 @@ class ArgosEmulator:
         self.responses: list[RecordedResponse] = []
         self.in_flight = 0
         self.max_in_flight = 0
-        # Encoded items per (server position, form): big pages are joined from these.
-        self._encoded: dict[tuple[int, bool, str | None], bytes] = {}
-        # Items changed by update(), per server position; the shared Dataset stays as built.
-        self._updated: dict[int, dict[str, Any]] = {}
+        self._listing = Listing(self.dataset)
         self._runner: web.AppRunner | None = None
         self._contexts: dict[int, FaultContext] = {}
         self._handlers: set[asyncio.Task[Any]] = set()
@@ -224,64 +192,51 @@ class ArgosEmulator:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
+    def _served(self) -> Listing:
+        # `dataset` is a plain attribute, and tests swap in a data set of their own before
+        # serving: follow it (updates made to the one before go with it).
+        if self._listing.dataset is not self.dataset:
+            self._listing = Listing(self.dataset)
+        return self._listing
+
     def get(self, submission_id: str) -> dict[str, Any] | None:
         """The full item as the emulator now serves it (with `update`s applied), or None;
-        read-only."""
-        pos = self.dataset.position.get(submission_id)
-        return None if pos is None else self._item(pos)
+        read-only. Its keys are the vocabulary `update` takes."""
+        return self._served().get(submission_id)
 
-    def update(
-        self,
-        submission_id: str,
-        *,
-        kyc_result: str | None = None,
-        comment_code: Sequence[str] | None = None,
-        comment: Sequence[str] | None = None,
-        at: datetime | None = None,
-        fields: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    def update(self, submission_id: str, /, **changes: Any) -> dict[str, Any]:
         """Changes a submission after it was served, as the provider does when a reviewer
         decides a pending one or an incomplete one times out; list pages and single lookups
         served afterwards show the change. Returns the item as now served (read-only).
 
-        `updated_at` moves to `at` (default: one minute after the item's `updated_at`, so
-        runs stay deterministic). `kyc_result` sets `kyc.result`; a decision (approved,
-        rejected) also sets `kyc_result_at` if the item had none, "pending" sets `pending_at`
-        and the agent reviewer. A rejection carries `comment_code` and `comment` (default:
-        "timeout" for an incomplete one, "other" otherwise); other results drop them. An
-        approval adds an unscreened `aml` result if there was none; other results drop it.
-        Applicant ids stay as generated. `fields` replaces top-level fields (None deletes
-        one); `submission_id`, `created_at`, `email`, `userid` and `applicant_id` are fixed.
+        The keywords are the item's own top-level keys, as `get` returns them, applied as a
+        JSON merge patch (RFC 7396): a dict merges into the item's dict (so
+        `kyc={"result": "approved"}` keeps `kyc.attempts`), None deletes a key, any other
+        value replaces it. For example `update(sid, kyc={"result": "rejected"})`,
+        `update(sid, aml={"currentstatus": "Red Flag", ...})`, `update(sid, memo=None)`.
+
+        - `updated_at` (an aware datetime, or a timestamp string as items carry them) is
+          where `updated_at` moves; by default one minute after the item's, so runs stay
+          deterministic.
+        - A new `kyc.result` brings what the provider does with it, for the keys the patch
+          does not set itself: a decision (approved, rejected) sets `kyc_result_at` if the
+          item had none; "pending" sets `pending_at` if it had none, and the agent
+          `reviewer`. A rejection carries `kyc.commentCode` and `kyc.comment` (default:
+          "timeout" for an incomplete one, "other" otherwise); other results drop them. An
+          approval adds an unscreened `aml` if there was none; other results drop it.
+        - `kyc.commentCode` and `kyc.comment` go with a rejected result only (ValueError).
+        - `submission_id`, `created_at`, `email`, `userid` and `applicant_id` are fixed
+          (ValueError): the indexes are built from them. Applicant ids stay as generated.
+        - Unknown `submission_id`: KeyError. The keywords of the old vocabulary
+          (`kyc_result`, `comment_code`, `comment`, `at`, `fields`) raise TypeError naming
+          their replacement.
         """
-        pos = self.dataset.position.get(submission_id)
-        if pos is None:
+        served = self._served()
+        current = served.get(submission_id)
+        if current is None:
             raise KeyError(submission_id)
-        if kyc_result != "rejected" and (comment_code is not None or comment is not None):
-            raise ValueError("comment_code and comment go with kyc_result='rejected'")
-        fixed = _FIXED_FIELDS & set(fields or ())
-        if fixed:
-            raise ValueError(f"update cannot change {', '.join(sorted(fixed))}")
-        # A deep copy: the Dataset's items are shared by every emulator built alike.
-        item: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(self._item(pos)))
-        if at is None:
-            last = _parse_time(item.get("updated_at") or item["created_at"])
-            stamp = _format_time(last + timedelta(minutes=1))
-        elif at.tzinfo is None:
-            raise ValueError("at must be timezone-aware")
-        else:
-            stamp = _format_time(at)
-        item["updated_at"] = stamp
-        if kyc_result is not None:
-            _set_result(item, kyc_result, stamp, comment_code, comment)
-        for name, value in (fields or {}).items():
-            if value is None:
-                item.pop(name, None)
-            else:
-                item[name] = value
-        self._updated[pos] = item
-        for single in (True, False):
-            for request_type in (None, *REQUEST_TYPES):
-                self._encoded.pop((pos, single, request_type), None)
+        item = updated_item(current, changes)
+        served.replace(submission_id, item)
         return item
 
     def reset_stats(self) -> None:
@@ -376,7 +331,7 @@ class ArgosEmulator:
                 await asyncio.sleep(self.latency)
             response, fault = await self._dispatch(request, handler, query)
             if not response.prepared:
-                response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
+                response.headers[REQUEST_ID_HEADER] = str(uuid.uuid4())
             self.responses.append(
                 RecordedResponse(index, response.status, fault, sent_at=time.monotonic())
             )
@@ -392,15 +347,11 @@ class ArgosEmulator:
         if self.ip_allowlist is not None:
             peer = _normalize_ip(request.remote or "")
             if peer not in self.ip_allowlist:
-                deny = {
-                    "Message": "User is not authorized to access this resource"
-                    " with an explicit deny"
-                }
-                return json_response(403, deny), None
+                return error_response(403, EXPLICIT_DENY, key=DENY_KEY), None
         if not secrets.compare_digest(
-            request.headers.get("x-api-key", "").encode(), self.api_key.encode()
+            request.headers.get(API_KEY_HEADER, "").encode(), self.api_key.encode()
         ):
-            return json_response(403, {"message": "Forbidden"}), None
+            return error_response(403, FORBIDDEN), None
         ctx = self.faults.context(request.path, query, self._fault_state)
         # Keyed by id(): request keys would need web.RequestKey, which aiohttp 3.9 lacks.
         self._contexts[id(request)] = ctx
@@ -412,189 +363,35 @@ class ArgosEmulator:
         finally:
             del self._contexts[id(request)]
 
-    async def _not_found(self, request: web.Request) -> web.StreamResponse:
-        return json_response(404, {"message": "Not Found"})
-
     def _respond(self, request: web.Request, body: bytes) -> web.Response:
         if self.response_byte_limit is not None and len(body) > self.response_byte_limit:
-            return json_response(413, {"message": "Request Entity Too Large"})
+            return error_response(413, TOO_LARGE)
         ctx = self._contexts.get(id(request))
         if ctx is not None:
             body = self.faults.rewrite_body(body, ctx)
-        return web.Response(body=body, content_type="application/json")
-
-    def _item(self, pos: int) -> dict[str, Any]:
-        item = self._updated.get(pos)
-        return self.dataset.items[pos] if item is None else item
-
-    def _encoded_item(self, pos: int, single: bool, request_type: str | None) -> bytes:
-        key = (pos, single, request_type)
-        piece = self._encoded.get(key)
-        if piece is None:
-            item = self._item(pos)
-            piece = msgspec.json.encode(
-                _project(item if single else _list_form(item), request_type)
-            )
-            self._encoded[key] = piece
-        return piece
+        return json_response(body)
 
     # -- endpoints --------------------------------------------------------------------------
 
     async def _submissions(self, request: web.Request) -> web.StreamResponse:
-        q = request.query
-        request_type = q.get("request_type")
-        if request_type is not None and request_type not in REQUEST_TYPES:
-            return json_response(400, _BAD_QUERY)
-        submission_id = q.get("submission_id")
-        if submission_id is not None:
-            pos = self.dataset.position.get(submission_id)
-            if pos is None:
-                return self._respond(request, b'{"Items":[]}')
-            piece = self._encoded_item(pos, True, request_type)
-            return self._respond(request, b'{"Items":[' + piece + b"]}")
         try:
-            page = self._build_page(q, request_type)
-        except _BadQuery:
-            return json_response(400, _BAD_QUERY)
-        ctx = self._contexts[id(request)]
-        page = self.faults.rewrite_page(page, ctx)
-        body = b'{"Items":[' + b",".join(page.items) + b"]"
-        if page.next_key is not None:
-            body += b',"nextpageKey":' + msgspec.json.encode(page.next_key)
-        return self._respond(request, body + b"}")
-
-    def _build_page(self, q: Any, request_type: str | None) -> ListPage:
-        count = _parse_count(q.get("count"))
-        try:
-            start = None if "start_date" not in q else parse_query_date(q["start_date"])
-            end = None if "end_date" not in q else parse_query_date(q["end_date"])
-        except ValueError:
-            raise _BadQuery from None
-        if start is not None and end is not None and start > end:
-            raise _BadQuery
-        next_id, next_date = q.get("nextpage_id"), q.get("nextpage_date")
-        if (next_id is None) != (next_date is None):
-            raise _BadQuery
-        ds = self.dataset
-        begin, end_pos = ds.date_range(start, end)
-        if next_id is not None and next_date is not None:
-            begin = max(begin, ds.position_after(next_date, next_id))
-        email, userid = q.get("email"), q.get("userid")
-        base: Sequence[int] = range(begin, max(begin, end_pos))
-        if email is None and userid is None:
-            return self._take(base, count, request_type, None)
-        if self.filter_mode == "scan":
-            return self._take(base, count, request_type, (email, userid))
-        # Index mode: walk the smaller index and check the other field.
-        lists = []
-        if email is not None:
-            lists.append(ds.email_positions.get(email, []))
-        if userid is not None:
-            lists.append(ds.userid_positions.get(userid, []))
-        positions = min(lists, key=len)
-        window = positions[
-            bisect.bisect_left(positions, begin) : bisect.bisect_left(positions, end_pos)
-        ]
-        if len(lists) == 2:
-            window = [p for p in window if ds.emails[p] == email and ds.userids[p] == userid]
-        return self._take(window, count, request_type, None)
-
-    def _take(
-        self,
-        candidates: Sequence[int],
-        count: int,
-        request_type: str | None,
-        scan_filter: tuple[str | None, str | None] | None,
-    ) -> ListPage:
-        """Fills a page from `candidates`; with `scan_filter`, evaluated items that do not match
-        are dropped after counting against `count` and the byte limit, like a DynamoDB
-        FilterExpression."""
-        ds = self.dataset
-        limit = self.page_byte_limit
-        pieces: list[bytes] = []
-        used = 0
-        taken = 0
-        for pos in candidates:
-            if taken == count:
-                break
-            piece = self._encoded_item(pos, False, request_type)
-            if limit is not None and taken and used + len(piece) + 1 > limit:
-                break
-            taken += 1
-            used += len(piece) + 1
-            if scan_filter is not None:
-                email, userid = scan_filter
-                if (email is not None and ds.emails[pos] != email) or (
-                    userid is not None and ds.userids[pos] != userid
-                ):
-                    continue
-            pieces.append(piece)
-        next_key = None
-        if taken < len(candidates):
-            last = candidates[taken - 1] if taken else None
-            if last is not None:
-                next_key = {"id": ds.ids[last], "created_at": ds.created_ats[last]}
-        return ListPage(items=pieces, next_key=next_key)
+            query = parse_submission_query(request.query)
+        except BadQuery:
+            return error_response(400, INVALID_QUERY)
+        if isinstance(query, LookupQuery):
+            return self._respond(request, self._served().lookup(query))
+        page = self._served().page(
+            query, filter_mode=self.filter_mode, byte_limit=self.page_byte_limit
+        )
+        page = self.faults.rewrite_page(page, self._contexts[id(request)])
+        return self._respond(request, list_body(page.items, page.next_key))
 
     async def _applicant(self, request: web.Request) -> web.StreamResponse:
-        applicant_id = request.query.get("applicant_id")
-        if not applicant_id:
-            return json_response(400, _BAD_QUERY)
-        out = []
-        for pos in self.dataset.applicant_positions.get(applicant_id, ()):
-            item = self._item(pos)
-            entry = {"submission_id": item["submission_id"], "email": item["email"]}
-            if "duplicated_information" in item:
-                entry["duplicated_information"] = item["duplicated_information"]
-            out.append(entry)
-        return self._respond(request, msgspec.json.encode(out))
+        try:
+            applicant_id = parse_applicant_query(request.query)
+        except BadQuery:
+            return error_response(400, INVALID_QUERY)
+        return self._respond(request, self._served().applicants(applicant_id))
 
-
-def _set_result(
-    item: dict[str, Any],
-    result: str,
-    stamp: str,
-    comment_code: Sequence[str] | None,
-    comment: Sequence[str] | None,
-) -> None:
-    kyc = item.setdefault("kyc", {})
-    previous = kyc.get("result")
-    kyc["result"] = result
-    if result in _DECIDED:
-        item.setdefault("kyc_result_at", stamp)
-    if result == "pending":
-        item.setdefault("pending_at", stamp)
-        item["reviewer"] = "agent"
-    if result == "rejected":
-        codes, texts = _TIMEOUT_REJECT if previous == "incomplete" else _AGENT_REJECT
-        kyc["commentCode"] = list(codes if comment_code is None else comment_code)
-        kyc["comment"] = list(texts if comment is None else comment)
-    else:
-        kyc.pop("commentCode", None)
-        kyc.pop("comment", None)
-    if result == "approved":
-        item.setdefault(
-            "aml", {"risk_level_summary": "Not Screened", "currentstatus": "Not Screened"}
-        )
-    else:
-        item.pop("aml", None)
-
-
-def _parse_time(stamp: str) -> datetime:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-
-
-def _format_time(moment: datetime) -> str:
-    utc = moment.astimezone(timezone.utc)
-    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
-
-
-def _parse_count(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_COUNT
-    if not _COUNT_RE.fullmatch(raw):
-        raise _BadQuery
-    count = int(raw)
-    if not 1 <= count <= MAX_COUNT:
-        raise _BadQuery
-    return count
+    async def _not_found(self, request: web.Request) -> web.StreamResponse:
+        return error_response(404, NOT_FOUND)
