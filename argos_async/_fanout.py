@@ -2,10 +2,10 @@
 they complete (or in input order).
 
 Shape: a runner task owns an anyio task group with a fixed pool of ``concurrency`` workers.
-Its producer reads the input lazily and hands each key to a free worker through an unbuffered
-memory object stream, so no more than ``concurrency`` requests are ever in flight and no task
-is created per key, however long the input. Workers send their results down a bounded stream
-that the caller's iterator reads.
+Each worker, when free, takes the next key from the input itself (``_Keys``), so the input is
+read lazily, no more than ``concurrency`` requests are ever in flight, and no task is created
+per key, however long the input. Workers send their results down a bounded stream that the
+caller's iterator reads.
 
 Ordered mode: a finished result may have to wait for an earlier, slower key. A window of
 ``buffer + 1`` keys started but not yet delivered bounds that wait: while the earliest key
@@ -26,12 +26,20 @@ in-flight request.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+)
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar, cast
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 
 from ._protocol.masking import mask_text
 from ._stream import Stream
@@ -154,63 +162,98 @@ async def _run(
     send: MemoryObjectSendStream[tuple[int, BatchResult[V]]],
     window: anyio.Semaphore | None,
 ) -> None:
-    seen: set[str] = set()
-    # Keys go to a fixed pool of `concurrency` workers through an unbuffered stream: the
-    # producer hands over the next key only when a worker is free, so the input is read
-    # no faster than it is worked through, and no task is created per key.
-    hand_over, take = anyio.create_memory_object_stream[tuple[int, str]](0)
+    keys = _Keys(plan)
     fetch = plan.fetch
 
-    async def work(
-        keys: MemoryObjectReceiveStream[tuple[int, str]],
-        results: MemoryObjectSendStream[tuple[int, BatchResult[V]]],
-    ) -> None:
-        async with keys, results:
+    async def work(results: MemoryObjectSendStream[tuple[int, BatchResult[V]]]) -> None:
+        async with results:
             while True:
-                try:
-                    index, key = await receive_now_or_wait(keys)
-                except anyio.EndOfStream:
+                if window is not None:
+                    await window.acquire()
+                taken = await keys.take()
+                if taken is None:
+                    if window is not None:
+                        window.release()  # a worker still waiting for a turn must see the end
                     return
-                try:
-                    result = BatchResult(key, await fetch(key))
-                except ArgosError as error:
-                    result = BatchResult(key, error=error)
+                index, key, problem = taken
+                if problem is not None:
+                    result: BatchResult[V] = BatchResult(key, error=problem)
+                else:
+                    try:
+                        result = BatchResult(key, await fetch(key))
+                    except ArgosError as error:
+                        result = BatchResult(key, error=error)
                 await send_now_or_wait(results, (index, result))
-
-    index = 0  # in the order keys are handed over: what ordered mode delivers by
-    position = 0  # in the input: what a bad key's error names
-
-    async def start(key: str) -> None:
-        nonlocal index, position
-        problem = _check_key(key, plan.argument, position)
-        position += 1
-        if problem is None and plan.dedupe:
-            if key in seen:
-                # Answered at its first occurrence; a long run of repeats must not hog
-                # the loop.
-                await anyio.lowlevel.checkpoint()
-                return
-            seen.add(key)
-        if window is not None:
-            await window.acquire()
-        if problem is not None:
-            await send_now_or_wait(send, (index, BatchResult(key, error=problem)))
-        else:
-            await send_now_or_wait(hand_over, (index, key))
-        index += 1
 
     with single_errors():
         async with send, anyio.create_task_group() as group:
-            with take:
-                for _ in range(plan.concurrency):
-                    group.start_soon(work, take.clone(), send.clone())
-            async with hand_over:  # closing it tells the workers there is no more
-                if isinstance(plan.keys, AsyncIterable):
-                    async for key in plan.keys:
-                        await start(key)
-                else:
-                    for key in plan.keys:
-                        await start(key)
+            for _ in range(plan.concurrency):
+                group.start_soon(work, send.clone())
+
+
+_END: Final = object()
+
+
+class _Keys:
+    """The input, taken a key at a time by whichever worker is free.
+
+    A worker takes its next key itself (the way the backfill's shards take windows): the input
+    is read no faster than it is worked through, no task is made per key, and no key passes
+    between tasks. A plain iterator is advanced without an await, so two workers never advance
+    it at once; an async one is advanced under a lock.
+    """
+
+    def __init__(self, plan: _Plan[Any]) -> None:
+        self._argument = plan.argument
+        self._dedupe = plan.dedupe
+        self._seen: set[str] = set()
+        self._lock = anyio.Lock()
+        if isinstance(plan.keys, AsyncIterable):
+            self._async: AsyncIterator[str] | None = aiter(plan.keys)
+            self._sync: Iterator[str] | None = None
+        else:
+            self._async = None
+            self._sync = iter(plan.keys)
+        self._index = 0  # in the order keys are taken: what ordered mode delivers by
+        self._position = 0  # in the input: what a bad key's error names
+        self._done = False
+
+    async def take(self) -> tuple[int, str, Exception | None] | None:
+        """The next key to look up, its index and the error for it if it cannot be a key;
+        None once the input is exhausted."""
+        while not self._done:
+            taken = await self._next()
+            if taken is _END:
+                self._done = True
+                break
+            # Not necessarily a str: a bad element gets its own error result, and the batch
+            # goes on.
+            key = cast("str", taken)
+            problem = _check_key(key, self._argument, self._position)
+            self._position += 1
+            if problem is None and self._dedupe:
+                if key in self._seen:
+                    # Answered at its first occurrence; a long run of repeats must not hog
+                    # the loop.
+                    await anyio.lowlevel.checkpoint()
+                    continue
+                self._seen.add(key)
+            index = self._index
+            self._index += 1
+            return index, key, problem
+        return None
+
+    async def _next(self) -> object:
+        if self._sync is not None:
+            return next(self._sync, _END)
+        assert self._async is not None
+        async with self._lock:
+            if self._done:
+                return _END
+            try:
+                return await anext(self._async)
+            except StopAsyncIteration:
+                return _END
 
 
 def _check_key(key: object, argument: str, index: int) -> Exception | None:

@@ -68,7 +68,14 @@ class Transport:
             self._session = aiohttp.ClientSession(
                 base_url=self._base_url,
                 connector=aiohttp.TCPConnector(limit=self._max_connections),
-                headers={"user-agent": USER_AGENT, "accept": "application/json"},
+                # The key is a session header rather than a per-request one (aiohttp merges
+                # those on every request): every request of this session goes to base_url,
+                # and redirects are never followed, so it reaches no other host.
+                headers={
+                    "user-agent": USER_AGENT,
+                    "accept": "application/json",
+                    API_KEY_HEADER: self._api_key,
+                },
                 # Proxies from the environment would see the key; opt in explicitly if needed.
                 trust_env=False,
             )
@@ -87,7 +94,6 @@ class Transport:
             async with session.get(
                 path,
                 params=params,
-                headers={API_KEY_HEADER: self._api_key},
                 allow_redirects=False,
                 timeout=_timeout(timeout),
             ) as response:
