@@ -223,8 +223,9 @@ class Retrier:
         tries = 0
         spent = 0  # budget tokens this call's retries took
         while True:
-            # 1. Admit.
-            await self._admit(what, end, options, tries)
+            # 1. Admit (no await at all while the gate is open and no limiter is set).
+            if self.limiter is not None or self.gate.is_closed():
+                await self._admit(what, end, options, tries)
             timeout = options.timeout
             if end is not None:
                 timeout = min(timeout, end - clock.monotonic())

@@ -15,8 +15,10 @@ import logging
 import time
 from collections.abc import Mapping
 from typing import NamedTuple
+from urllib.parse import quote
 
 import aiohttp
+from yarl import URL
 
 from ._protocol.masking import masked_params
 from ._protocol.wire import API_KEY_HEADER, REQUEST_ID_HEADER
@@ -92,8 +94,7 @@ class Transport:
         received: Mapping[str, str] | None = None
         try:
             async with session.get(
-                path,
-                params=params,
+                self._url(path, params),
                 allow_redirects=False,
                 timeout=_timeout(timeout),
             ) as response:
@@ -112,6 +113,12 @@ class Transport:
             raise
         self._log(path, params, result.status, started, attempt, result.headers)
         return result
+
+    def _url(self, path: str, params: Mapping[str, str]) -> URL:
+        # Encoded here, once, into a URL aiohttp takes as it is: with params= it would join the
+        # path to the base and encode the query again on every request.
+        query = "&".join(f"{name}={quote(value, safe='')}" for name, value in params.items())
+        return URL(f"{self._base_url}{path}?{query}", encoded=True)
 
     async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         cap = self._max_response_bytes
