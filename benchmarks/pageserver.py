@@ -8,7 +8,7 @@ It speaks just enough of the API for the benchmarks:
   ``--items`` submissions (``count`` items a page, the last page without ``nextpageKey``);
 - the same with ``start_date``: one page of ``--window-items`` submissions (a day window);
 - ``GET /v3/submission?submission_id=ID``: a single lookup (the ids are those of
-  ``Dataset.generate(POOL, SEED)``).
+  ``Dataset.generate(LOOKUPS, SEED)``, ``LOOKUPS`` being ``--lookups``, by default ``POOL``).
 
 Items are real list-form submissions from the emulator's data set, rendered once and reused
 round-robin, so a listing of a million items costs the server no memory. ``--latency`` delays
@@ -38,18 +38,18 @@ PAGE_DATE = "2025-06-30T12:00:00.000Z"
 class Pages:
     """Every response body the server can send, prepared up front or cheap to assemble."""
 
-    def __init__(self, items: int, window_items: int) -> None:
+    def __init__(self, items: int, window_items: int, lookups: int = POOL) -> None:
         self.items = items
         self.window_items = window_items
+        self.lookups = lookups
         self._pool: list[bytes] = []
         self._singles: dict[str, bytes] = {}
         self._blobs: dict[int, bytes] = {}
 
     async def load(self) -> None:
-        dataset = Dataset.generate(POOL, SEED)
         self._singles = {
             item["submission_id"]: b'{"Items":[' + msgspec.json.encode(item) + b"]}"
-            for item in dataset.items
+            for item in Dataset.generate(self.lookups, SEED).items
         }
         # The list form (fewer fields), exactly as the emulator sends it.
         async with (
@@ -145,8 +145,10 @@ class Http(asyncio.Protocol):
         self.transport = None
 
 
-async def serve(items: int, window_items: int, latency: float, port: int) -> None:
-    pages = Pages(items, window_items)
+async def serve(
+    items: int, window_items: int, latency: float, port: int, lookups: int = POOL
+) -> None:
+    pages = Pages(items, window_items, lookups)
     await pages.load()
     loop = asyncio.get_running_loop()
     responses = Responses(pages)
@@ -163,8 +165,14 @@ def main() -> None:
     parser.add_argument("--window-items", type=int, default=300)
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--lookups",
+        type=int,
+        default=POOL,
+        help="how many distinct ids single lookups find: those of Dataset.generate(N, SEED)",
+    )
     args = parser.parse_args()
-    asyncio.run(serve(args.items, args.window_items, args.latency, args.port))
+    asyncio.run(serve(args.items, args.window_items, args.latency, args.port, args.lookups))
 
 
 if __name__ == "__main__":

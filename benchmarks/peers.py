@@ -11,16 +11,22 @@ every submission page by page (following ``nextpageKey``), or look submissions u
 - ``argos_async``: ``ArgosClient`` with its defaults.
 
 Also runnable alone, to measure one peer's peak memory in a fresh process:
-``python benchmarks/peers.py rss PEER URL ITEMS`` prints ``{"items": N, "max_rss_kb": K}``.
+``python benchmarks/peers.py rss PEER URL ITEMS`` prints ``{"items": N, "max_rss_kb": K}``;
+or one peer's lookups, timed and with the CPU time of that process alone (the page server's
+excluded): ``python benchmarks/peers.py lookups PEER URL CONCURRENCY < ids`` (one id a line)
+prints ``{"lookups": N, "found": F, "wall_s": W, "user_s": U, "sys_s": S, "gc_collections":
+[G0, G1, G2]}``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import resource
 import socket
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
@@ -402,6 +408,37 @@ async def argos_lookups(url: str, ids: list[str], concurrency: int) -> int:
         return found
 
 
+Lookups = Callable[[str, list[str], int], Coroutine[Any, Any, int]]
+"""(base url, ids, concurrency) -> lookups that found their submission."""
+
+LOOKUPS: dict[str, Lookups] = {"floor": floor_lookups, "argos_async": argos_lookups}
+
+
+def measure_lookups(peer: str, url: str, ids: list[str], concurrency: int) -> dict[str, Any]:
+    """Runs one peer's lookups in this process: wall seconds, and the user and system CPU
+    seconds this process spent (all its threads) from the event loop's start to its end."""
+    run = LOOKUPS[peer]
+    gc.collect()  # the setup's garbage is not the run's
+    collections = [generation["collections"] for generation in gc.get_stats()]
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.perf_counter()
+    found = asyncio.run(run(url, ids, concurrency))
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "lookups": len(ids),
+        "found": found,
+        "wall_s": wall,
+        "user_s": after.ru_utime - before.ru_utime,
+        "sys_s": after.ru_stime - before.ru_stime,
+        # The cyclic collector's runs per generation: part of the CPU, and what shapes it.
+        "gc_collections": [
+            generation["collections"] - earlier
+            for generation, earlier in zip(gc.get_stats(), collections, strict=True)
+        ],
+    }
+
+
 def peak_rss_kb() -> int:
     """This process's peak resident set, in KiB.
 
@@ -419,8 +456,16 @@ def peak_rss_kb() -> int:
 
 
 def main(argv: list[str]) -> None:
+    if argv[:1] == ["lookups"]:
+        if len(argv) != 4 or argv[1] not in LOOKUPS:
+            raise SystemExit(f"usage: peers.py lookups {'|'.join(LOOKUPS)} URL CONCURRENCY < ids")
+        ids = [line.strip() for line in sys.stdin if line.strip()]
+        print(json.dumps(measure_lookups(argv[1], argv[2], ids, int(argv[3]))))
+        return
     if len(argv) != 4 or argv[0] != "rss" or (argv[1] not in STREAMS and argv[1] != "idle"):
-        raise SystemExit("usage: peers.py rss PEER|idle URL ITEMS")
+        raise SystemExit(
+            "usage: peers.py rss PEER|idle URL ITEMS, or peers.py lookups PEER URL CONCURRENCY"
+        )
     peer, url, items = argv[1], argv[2], int(argv[3])
     # "idle" imports every peer's libraries and streams nothing: the baseline under the rest.
     seen = items if peer == "idle" else asyncio.run(STREAMS[peer](url, items, 2000))

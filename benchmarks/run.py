@@ -7,7 +7,11 @@ b. peak RSS streaming 10,000 and 1,000,000 items, each peer in a fresh process;
 c. read-ahead: 20 ms server latency and 20 ms of (awaited) consumer work per page,
    argos_async with prefetch on and off;
 d. fan-out: 5,000 lookups at concurrency 64 with 20 ms latency, floor and argos_async;
-e. backfill: 60 day windows at 50 ms page latency, 1 shard and 8 shards.
+e. backfill: 60 day windows at 50 ms page latency, 1 shard and 8 shards;
+f. fan-out where the client's CPU is the limit: 20,000 lookups at concurrency 256 with 5 ms
+   latency, floor and argos_async, each run in a fresh process of its own that reports its
+   wall time, its own CPU time (user + system, the page server's excluded) and its garbage
+   collector's runs: requests per second and CPU per lookup.
 
 Runs alternate between peers so that the machine's noise hits them alike. Run:
 ``python benchmarks/run.py [--runs 3] [--only a,b,...]`` (or ``nox -s bench``).
@@ -25,7 +29,7 @@ import sys
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 import peers
 from _harness import Stopwatch, median, table
@@ -204,12 +208,93 @@ def scenario_e(runs: int) -> tuple[str, dict[str, float]]:
     return text, {"e_speedup": one / median(seconds[8])}
 
 
+class _Measured(NamedTuple):
+    wall: float
+    cpu: float
+    """user + system seconds of the client's process alone, during the lookups"""
+    collections: tuple[int, int, int]
+    """runs of the cyclic garbage collector, by generation"""
+
+
+def _lookups(peer: str, url: str, ids: list[str], concurrency: int) -> _Measured:
+    """One peer's lookups in a fresh process of its own, which reports its own times."""
+    result = subprocess.run(
+        [sys.executable, os.path.join(HERE, "peers.py"), "lookups", peer, url, str(concurrency)],
+        input="\n".join(ids) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{peer}'s lookups failed:\n{result.stderr}")
+    measured = json.loads(result.stdout)
+    if measured["lookups"] != len(ids) or measured["found"] != len(ids):
+        raise RuntimeError(f"{peer} found {measured['found']} of {len(ids)} submissions")
+    g0, g1, g2 = (int(n) for n in measured["gc_collections"])
+    cpu = float(measured["user_s"]) + float(measured["sys_s"])
+    return _Measured(float(measured["wall_s"]), cpu, (g0, g1, g2))
+
+
+def scenario_f(runs: int) -> tuple[str, dict[str, float]]:
+    lookups, concurrency, latency = 20_000, 256, 0.005
+    ids = list(Dataset.generate(lookups, SEED).ids)[:lookups]
+    names = list(peers.LOOKUPS)
+    measured: dict[str, list[_Measured]] = {name: [] for name in names}
+    server = ("--items", "1000", "--latency", str(latency), "--lookups", str(lookups))
+    with page_server(*server) as url:
+        # Unmeasured: the server keeps each response once it has assembled it.
+        _lookups("floor", url, ids, concurrency)
+        for run in range(runs):
+            # Alternating, and in turn first, so that neither always follows the other.
+            for name in names if run % 2 == 0 else names[::-1]:
+                measured[name].append(_lookups(name, url, ids, concurrency))
+    seconds = {name: [m.wall for m in taken] for name, taken in measured.items()}
+    cpu = {name: [m.cpu for m in taken] for name, taken in measured.items()}
+    collections = {
+        name: "/".join(f"{median([m.collections[g] for m in taken]):.0f}" for g in range(3))
+        for name, taken in measured.items()
+    }
+    rate = {name: lookups / median(s) for name, s in seconds.items()}
+    per_lookup = {name: median(c) / lookups * 1e6 for name, c in cpu.items()}
+    rows = [
+        [
+            name,
+            f"{rate[name]:,.0f}",
+            f"{median(cpu[name]):.2f}",
+            f"{per_lookup[name]:.0f}",
+            f"{median(cpu[name]) / median(seconds[name]):.2f}",
+            f"{rate[name] / rate['floor']:.2f}x",
+            f"{per_lookup[name] / per_lookup['floor']:.2f}x",
+            collections[name],
+        ]
+        for name in names
+    ]
+    text = table(
+        [
+            "client",
+            "requests/s",
+            "client CPU s/run",
+            "CPU µs/lookup",
+            "CPU s per wall s",
+            "rate vs floor",
+            "CPU vs floor",
+            "GC runs, gen 0/1/2",
+        ],
+        rows,
+    )
+    return text, {
+        "f_vs_floor": rate["argos_async"] / rate["floor"],
+        "f_cpu_ratio": per_lookup["argos_async"] / per_lookup["floor"],
+    }
+
+
 SCENARIOS = {
     "a": ("(a) stream 200,000 items, page_size 2000", scenario_a),
     "b": ("(b) peak RSS, streaming 10,000 and 1,000,000 items", scenario_b),
     "c": ("(c) read-ahead: 20 ms latency, 20 ms work per page, 25 pages", scenario_c),
     "d": ("(d) fan-out: 5,000 lookups, concurrency 64, 20 ms latency", scenario_d),
     "e": ("(e) backfill: 60 days at 50 ms page latency", scenario_e),
+    "f": ("(f) fan-out, CPU-bound: 20,000 lookups, concurrency 256, 5 ms latency", scenario_f),
 }
 
 TARGETS = [
@@ -220,13 +305,15 @@ TARGETS = [
     ("c_speedup", "(c) prefetch on vs off", ">=", 1.6),
     ("d_vs_floor", "(d) argos_async fan-out vs floor", ">=", 0.95),
     ("e_speedup", "(e) 8 shards vs 1", ">=", 6.0),
+    ("f_vs_floor", "(f) argos_async CPU-bound fan-out vs floor", ">=", 0.95),
+    ("f_cpu_ratio", "(f) argos_async CPU per lookup / floor's", "<=", 1.1),
 ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--only", default="abcde", help="scenario letters, e.g. ad")
+    parser.add_argument("--only", default="abcdef", help="scenario letters, e.g. ad")
     args = parser.parse_args()
 
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
