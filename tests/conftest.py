@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from support import wait_until
 
 
 @pytest.fixture
@@ -45,12 +46,15 @@ async def no_leaked_tasks(anyio_backend: str) -> AsyncIterator[None]:
     test's emulator and client have been closed.
     """
     yield
-    for _ in range(50):
-        others = [t for t in asyncio.all_tasks() if not t.done() and not _is_runner_task(t)]
-        if not others:
-            return
-        await asyncio.sleep(0.01)
-    pytest.fail(f"tasks left running after the test: {others}")
+
+    def others() -> list[asyncio.Task[object]]:
+        return [t for t in asyncio.all_tasks() if not t.done() and not _is_runner_task(t)]
+
+    await wait_until(
+        lambda: not others(),
+        timeout=0.5,
+        message=lambda: f"tasks left running after the test: {others()}",
+    )
 
 
 def _is_runner_task(task: asyncio.Task[object]) -> bool:

@@ -8,17 +8,46 @@ import itertools
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+import aiohttp
+
+from argos_async import ArgosClient
+from argos_async.pytest_plugin import DEFAULT_CLIENT_OPTIONS
+from argos_async.testing import ArgosEmulator
 
 REPO = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 
+FAST: Mapping[str, Any] = DEFAULT_CLIENT_OPTIONS
+"""Quick retries (``backoff_base`` 1 ms, ``backoff_max`` 10 ms), as the plugin's ``argos_client``
+has them: ``client_for(emu, FAST)``. Without it a client backs off as ``ArgosClient`` does by
+default (0.5 s, doubling)."""
 
-async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Polls ``condition`` until it holds; fails the test after ``timeout`` seconds.
+_NO_OPTIONS: Mapping[str, Any] = MappingProxyType({})
+
+
+def client_for(
+    emu: ArgosEmulator, defaults: Mapping[str, Any] = _NO_OPTIONS, /, **options: Any
+) -> ArgosClient:
+    """An ``ArgosClient`` with ``emu``'s key and address: ``options`` over ``defaults`` (such
+    as :data:`FAST`) over ``ArgosClient``'s own defaults; either may replace the key or the
+    address too. Use it as ``async with client_for(emu, FAST, max_retries=1) as argos:``."""
+    return ArgosClient(**{"api_key": emu.api_key, "base_url": emu.url, **defaults, **options})
+
+
+async def wait_until(
+    condition: Callable[[], bool],
+    timeout: float = 5.0,
+    *,
+    message: str | Callable[[], str] = "condition not met in time",
+) -> None:
+    """Polls ``condition`` until it holds; fails the test after ``timeout`` seconds with
+    ``message`` (a callable one is called then, to show the state that did not change).
 
     For things another party does on its own time, like a server noticing that a client
     hung up.
@@ -27,8 +56,33 @@ async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> Non
     deadline = loop.time() + timeout
     while not condition():
         if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
+            raise AssertionError(message if isinstance(message, str) else message())
         await asyncio.sleep(0.005)
+
+
+ROUND_TRIP_PATH = "/round-trip"
+"""The path of :func:`round_trip`'s own request: count the requests under test by path."""
+
+
+async def round_trip(emu: ArgosEmulator) -> None:
+    """Sends ``emu`` one request of its own, on a connection of its own, and returns once the
+    emulator has answered it (``GET /round-trip``: a 404, after the emulator's ``latency``
+    like any request).
+
+    For a test that proves a client sent nothing more (after a cancellation, a ``break``, an
+    error; while it holds a page): wait first for what had to happen (the requests in flight
+    to end, the page before to be answered), then call this, then count. A request the client
+    still had on its way, or would send on an answer it has just received, reaches the
+    emulator while this one waits out the latency, so the count includes it: the test waits
+    on the emulator instead of sleeping in the hope that nothing comes. The emulator records
+    this request too: count the others by path.
+    """
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(emu.url + ROUND_TRIP_PATH, headers={"x-api-key": emu.api_key}) as response,
+    ):
+        await response.read()
+    assert response.status == 404
 
 
 @contextmanager

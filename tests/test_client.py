@@ -9,6 +9,7 @@ import traceback
 from typing import Any
 
 import pytest
+from support import client_for
 
 from argos_async import (
     DEFAULT_BASE_URL,
@@ -36,15 +37,18 @@ from argos_async.testing import (
 pytestmark = pytest.mark.anyio
 
 
-async def test_get_submission_returns_the_full_single_form() -> None:
-    async with ArgosEmulator(submissions=300, seed=21) as emu:
-        wanted = next(
-            item for item in emu.dataset.items if item["kyc"].get("attempts") and "aml" in item
-        )
-        async with ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos:
-            sub = await argos.get_submission(wanted["submission_id"])
-            kyc_only = await argos.get_submission(wanted["submission_id"], request_type="kyc")
-        assert emu.requests[0].query == {"submission_id": wanted["submission_id"]}
+@pytest.mark.argos_emulator(submissions=300, seed=21)
+async def test_get_submission_returns_the_full_single_form(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient
+) -> None:
+    wanted = next(
+        item
+        for item in argos_emulator.dataset.items
+        if item["kyc"].get("attempts") and "aml" in item
+    )
+    sub = await argos_client.get_submission(wanted["submission_id"])
+    kyc_only = await argos_client.get_submission(wanted["submission_id"], request_type="kyc")
+    assert argos_emulator.requests[0].query == {"submission_id": wanted["submission_id"]}
     assert sub.submission_id == wanted["submission_id"]
     assert sub.email == wanted["email"]
     assert sub.kyc is not None
@@ -62,26 +66,20 @@ async def test_get_submission_returns_the_full_single_form() -> None:
     assert kyc_only.email is None
 
 
-async def test_list_items_lack_the_single_only_fields() -> None:
-    async with (
-        ArgosEmulator(submissions=300, seed=21) as emu,
-        ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos,
-    ):
-        subs = [s async for s in argos.iter_submissions()]
+@pytest.mark.argos_emulator(submissions=300, seed=21)
+async def test_list_items_lack_the_single_only_fields(argos_client: ArgosClient) -> None:
+    subs = [s async for s in argos_client.iter_submissions()]
     assert all(s.kyc is None or not s.kyc.attempts for s in subs)
     assert any(s.kyc is not None and s.kyc.result == KycResult.APPROVED for s in subs)
 
 
+@pytest.mark.argos_emulator(submissions=10, seed=1)
 async def test_unknown_submission_is_not_found_with_the_responses_request_id(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, argos_client: ArgosClient
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="argos_async")
-    async with (
-        ArgosEmulator(submissions=10, seed=1) as emu,
-        ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos,
-    ):
-        with pytest.raises(NotFoundError, match="zzzzzzzzzzzzzzzz") as info:
-            await argos.get_submission("zzzzzzzzzzzzzzzz")
+    with pytest.raises(NotFoundError, match="zzzzzzzzzzzzzzzz") as info:
+        await argos_client.get_submission("zzzzzzzzzzzzzzzz")
     error = info.value
     assert error.status == 200
     assert error.request_id is not None
@@ -93,50 +91,51 @@ async def test_unknown_submission_is_not_found_with_the_responses_request_id(
     assert line.endswith(f" ms (attempt 1, request id {error.request_id})")
 
 
-async def test_applicant_submissions() -> None:
-    async with ArgosEmulator(submissions=2_000, seed=13) as emu:
-        applicant_id = emu.dataset.shared_applicant_ids[0]
-        expected = emu.dataset.for_applicant(applicant_id)
-        async with ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos:
-            dupes = await argos.get_applicant_submissions(applicant_id)
-            nobody = await argos.get_applicant_submissions("no-such-applicant")
-        assert emu.requests[0].path == "/v3/submission/applicant"
-        assert emu.requests[0].query == {"applicant_id": applicant_id}
+@pytest.mark.argos_emulator(submissions=2_000, seed=13)
+async def test_applicant_submissions(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient
+) -> None:
+    applicant_id = argos_emulator.dataset.shared_applicant_ids[0]
+    expected = argos_emulator.dataset.for_applicant(applicant_id)
+    dupes = await argos_client.get_applicant_submissions(applicant_id)
+    nobody = await argos_client.get_applicant_submissions("no-such-applicant")
+    assert argos_emulator.requests[0].path == "/v3/submission/applicant"
+    assert argos_emulator.requests[0].query == {"applicant_id": applicant_id}
     assert len(dupes) >= 2
     assert [d.submission_id for d in dupes] == [e["submission_id"] for e in expected]
     assert {d.email for d in dupes} == {e["email"] for e in expected}
     assert nobody == []
 
 
-async def test_wrong_key_is_an_authentication_error_with_a_request_id() -> None:
-    async with (
-        ArgosEmulator(submissions=10, seed=1) as emu,
-        ArgosClient(api_key="not-the-key", base_url=emu.url) as argos,
-    ):
-        with pytest.raises(AuthenticationError) as info:
-            await argos.get_submission("abc")
+@pytest.mark.argos_emulator(submissions=10, seed=1)
+@pytest.mark.argos_client(api_key="not-the-key")
+async def test_wrong_key_is_an_authentication_error_with_a_request_id(
+    argos_client: ArgosClient,
+) -> None:
+    with pytest.raises(AuthenticationError) as info:
+        await argos_client.get_submission("abc")
     assert info.value.status == 403
     assert info.value.message == "Forbidden"
     assert info.value.request_id
     assert "not-the-key" not in str(info.value)
 
 
-async def test_ip_not_allow_listed_is_an_authentication_error_with_its_reason() -> None:
-    async with (
-        ArgosEmulator(submissions=10, seed=1, ip_allowlist=["192.0.2.10"]) as emu,
-        ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos,
-    ):
-        with pytest.raises(AuthenticationError, match="explicit deny") as info:
-            await argos.get_submission("abc")
+@pytest.mark.argos_emulator(submissions=10, seed=1, ip_allowlist=["192.0.2.10"])
+async def test_ip_not_allow_listed_is_an_authentication_error_with_its_reason(
+    argos_client: ArgosClient,
+) -> None:
+    with pytest.raises(AuthenticationError, match="explicit deny") as info:
+        await argos_client.get_submission("abc")
     assert info.value.status == 403
 
 
-async def test_a_single_response_over_the_server_limit_is_payload_too_large() -> None:
-    async with ArgosEmulator(submissions=50, seed=1, response_byte_limit=200) as emu:
-        async with ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos:
-            with pytest.raises(PayloadTooLargeError) as info:
-                await argos.get_submission(emu.dataset.ids[0])
-        assert len(emu.requests) == 1  # a 413 is not retried as it is
+@pytest.mark.argos_emulator(submissions=50, seed=1, response_byte_limit=200)
+async def test_a_single_response_over_the_server_limit_is_payload_too_large(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient
+) -> None:
+    with pytest.raises(PayloadTooLargeError) as info:
+        await argos_client.get_submission(argos_emulator.dataset.ids[0])
+    assert len(argos_emulator.requests) == 1  # a 413 is not retried as it is
     assert info.value.status == 413
 
 
@@ -156,17 +155,19 @@ async def test_connection_refused_is_a_connection_error_after_the_retries() -> N
     assert info.value.attempts == 3
 
 
-async def test_key_travels_only_in_the_header() -> None:
-    async with ArgosEmulator(submissions=50, seed=1) as emu:
-        async with ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos:
-            await argos.get_submission(emu.dataset.ids[0])
-            async for _ in argos.iter_submissions(page_size=10, max_items=30):
-                pass
-            assert emu.api_key not in repr(argos)
-        for request in emu.requests:
-            assert request.headers["x-api-key"] == emu.api_key
-            assert emu.api_key not in str(request.query)
-            assert emu.api_key not in request.path
+@pytest.mark.argos_emulator(submissions=50, seed=1)
+async def test_key_travels_only_in_the_header(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient
+) -> None:
+    key = argos_emulator.api_key
+    await argos_client.get_submission(argos_emulator.dataset.ids[0])
+    async for _ in argos_client.iter_submissions(page_size=10, max_items=30):
+        pass
+    assert key not in repr(argos_client)
+    for request in argos_emulator.requests:
+        assert request.headers["x-api-key"] == key
+        assert key not in str(request.query)
+        assert key not in request.path
 
 
 SECRET = "sk-live-Zq8xVt3RmP0aLkW7"
@@ -225,7 +226,7 @@ async def test_error_bodies_echoing_the_query_are_masked() -> None:
     plan = FaultPlan([Status(400, message=f"no access to submissions of {userid} ({email})")])
     async with (
         ArgosEmulator(submissions=300, seed=9, faults=plan) as emu,
-        ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos,
+        client_for(emu) as argos,
     ):
         with pytest.raises(BadRequestError) as info:
             async for _ in argos.iter_submissions(userid=userid, page_size=10):
@@ -283,28 +284,27 @@ def test_client_options_are_validated(
         ArgosClient(**options)
 
 
-async def test_bad_arguments_fail_before_any_request() -> None:
-    async with (
-        ArgosEmulator(submissions=10, seed=1) as emu,
-        ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos,
-    ):
-        with pytest.raises(ValueError, match="page_size"):
-            argos.iter_submissions(page_size=0)
-        with pytest.raises(TypeError, match="page_size"):
-            argos.iter_pages(page_size="10")  # type: ignore[arg-type]
-        with pytest.raises(ValueError, match="end_date"):
-            argos.iter_submissions(start_date="2025-02-02", end_date="2025-02-01")
-        with pytest.raises(ValueError, match="max_items"):
-            argos.iter_submissions(max_items=-1)
-        with pytest.raises(ValueError, match="request_type"):
-            await argos.get_submission("abc", request_type="everything")
-        with pytest.raises(ValueError, match="submission_id"):
-            await argos.get_submission("")
-        with pytest.raises(TypeError, match="applicant_id"):
-            await argos.get_applicant_submissions(7)  # type: ignore[arg-type]
-        with pytest.raises(ValueError, match="cursor"):
-            argos.iter_submissions(cursor="garbage")
-        assert emu.requests == []
+@pytest.mark.argos_emulator(submissions=10, seed=1)
+async def test_bad_arguments_fail_before_any_request(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient
+) -> None:
+    with pytest.raises(ValueError, match="page_size"):
+        argos_client.iter_submissions(page_size=0)
+    with pytest.raises(TypeError, match="page_size"):
+        argos_client.iter_pages(page_size="10")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="end_date"):
+        argos_client.iter_submissions(start_date="2025-02-02", end_date="2025-02-01")
+    with pytest.raises(ValueError, match="max_items"):
+        argos_client.iter_submissions(max_items=-1)
+    with pytest.raises(ValueError, match="request_type"):
+        await argos_client.get_submission("abc", request_type="everything")
+    with pytest.raises(ValueError, match="submission_id"):
+        await argos_client.get_submission("")
+    with pytest.raises(TypeError, match="applicant_id"):
+        await argos_client.get_applicant_submissions(7)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="cursor"):
+        argos_client.iter_submissions(cursor="garbage")
+    assert argos_emulator.requests == []
 
 
 async def test_a_closed_client_refuses_work() -> None:

@@ -10,36 +10,46 @@ from typing import Any
 
 import anyio
 import pytest
-from support import wait_until
+from support import FAST, client_for, round_trip, wait_until
 
 from argos_async import ArgosClient, ArgosError, BatchResult, NotFoundError, Submission
 from argos_async._fanout import Batch
-from argos_async.testing import ArgosEmulator, Dataset, Delay, FaultPlan, Status
+from argos_async.testing import ArgosEmulator, Dataset, Delay, FaultPlan, RecordedRequest, Status
 
 pytestmark = pytest.mark.anyio
 
 
-def client_for(emu: ArgosEmulator) -> ArgosClient:
-    return ArgosClient(api_key=emu.api_key, base_url=emu.url, backoff_base=0.001)
+LOOKUP = "/v3/submission"
 
 
 def missing_id(n: int) -> str:
     return f"missing{n:09d}"
 
 
-async def test_10000_ids_with_5_percent_missing_each_answered_exactly_once() -> None:
-    async with ArgosEmulator(submissions=9_500, seed=3, latency=0.001) as emu:
-        real = list(emu.dataset.ids)
-        ids = real + [missing_id(n) for n in range(500)]
-        ids = ids[::2] + ids[1::2]  # missing ones spread through the input
-        answered: dict[str, BatchResult[Submission]] = {}
-        async with client_for(emu) as argos:
-            async for result in argos.batch_get_submissions(ids, concurrency=32):
-                assert result.key not in answered
-                answered[result.key] = result
-        assert set(answered) == set(ids)
-        assert emu.max_in_flight <= 32
-        assert len(emu.requests) == 10_000
+def lookups(emu: ArgosEmulator) -> list[RecordedRequest]:
+    """The lookups the emulator received (not ``round_trip``'s request)."""
+    return [r for r in emu.requests if r.path == LOOKUP]
+
+
+def answered_lookups(emu: ArgosEmulator) -> list[int]:
+    """The indexes of the lookups the emulator answered; a cancelled one has no response."""
+    return [r.index for r in emu.responses if emu.requests[r.index].path == LOOKUP]
+
+
+@pytest.mark.argos_emulator(submissions=9_500, seed=3, latency=0.001)
+async def test_10000_ids_with_5_percent_missing_each_answered_exactly_once(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient
+) -> None:
+    real = list(argos_emulator.dataset.ids)
+    ids = real + [missing_id(n) for n in range(500)]
+    ids = ids[::2] + ids[1::2]  # missing ones spread through the input
+    answered: dict[str, BatchResult[Submission]] = {}
+    async for result in argos_client.batch_get_submissions(ids, concurrency=32):
+        assert result.key not in answered
+        answered[result.key] = result
+    assert set(answered) == set(ids)
+    assert argos_emulator.max_in_flight <= 32
+    assert len(argos_emulator.requests) == 10_000
     missing = {k for k, r in answered.items() if isinstance(r.error, NotFoundError)}
     assert missing == {missing_id(n) for n in range(500)}
     for key in real:
@@ -47,43 +57,48 @@ async def test_10000_ids_with_5_percent_missing_each_answered_exactly_once() -> 
         assert value.submission_id == key
 
 
-async def test_the_server_never_sees_more_than_concurrency_requests() -> None:
-    async with ArgosEmulator(submissions=400, seed=3, latency=0.02) as emu:
-        async with client_for(emu) as argos:
-            results = [r async for r in argos.batch_get_submissions(emu.dataset.ids, concurrency=8)]
-        assert len(results) == 400
-        assert emu.max_in_flight == 8  # the bound is reached, and never passed
+@pytest.mark.argos_emulator(submissions=400, seed=3, latency=0.02)
+async def test_the_server_never_sees_more_than_concurrency_requests(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient
+) -> None:
+    ids = argos_emulator.dataset.ids
+    results = [r async for r in argos_client.batch_get_submissions(ids, concurrency=8)]
+    assert len(results) == 400
+    assert argos_emulator.max_in_flight == 8  # the bound is reached, and never passed
 
 
-async def test_ordered_mode_keeps_input_order_that_slow_lookups_scramble() -> None:
-    # Every seventh lookup is slow, so results complete out of input order.
-    slow = Delay(0.02, path="/v3/submission", at=range(0, 2_000, 7))
-    async with ArgosEmulator(submissions=300, seed=4, faults=FaultPlan([slow])) as emu:
-        ids = [*list(reversed(emu.dataset.ids)), "not-there-at-all"]
-        async with client_for(emu) as argos:
-            unordered = [r.key async for r in argos.batch_get_submissions(ids, concurrency=16)]
-            keys = [
-                r.key async for r in argos.batch_get_submissions(ids, concurrency=16, ordered=True)
-            ]
+# Every seventh lookup is slow, so results complete out of input order.
+@pytest.mark.argos_emulator(
+    submissions=300, seed=4, faults=FaultPlan([Delay(0.02, path=LOOKUP, at=range(0, 2_000, 7))])
+)
+async def test_ordered_mode_keeps_input_order_that_slow_lookups_scramble(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient
+) -> None:
+    ids = [*list(reversed(argos_emulator.dataset.ids)), "not-there-at-all"]
+    batch = argos_client.batch_get_submissions
+    unordered = [r.key async for r in batch(ids, concurrency=16)]
+    keys = [r.key async for r in batch(ids, concurrency=16, ordered=True)]
     assert sorted(unordered) == sorted(ids)
     assert unordered != ids  # so that keeping the order is something ordered mode does
     assert keys == ids
 
 
-async def test_repeated_keys_are_fetched_and_answered_once() -> None:
-    async with ArgosEmulator(submissions=50, seed=4) as emu:
-        a, b = emu.dataset.ids[:2]
-        async with client_for(emu) as argos:
-            keys = [r.key async for r in argos.batch_get_submissions([a, b, a, a, b], ordered=True)]
-        assert keys == [a, b]
-        assert sorted(r.query["submission_id"] for r in emu.requests) == sorted([a, b])
+@pytest.mark.argos_emulator(submissions=50, seed=4)
+async def test_repeated_keys_are_fetched_and_answered_once(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient
+) -> None:
+    a, b = argos_emulator.dataset.ids[:2]
+    keys = [r.key async for r in argos_client.batch_get_submissions([a, b, a, a, b], ordered=True)]
+    assert keys == [a, b]
+    assert sorted(r.query["submission_id"] for r in argos_emulator.requests) == sorted([a, b])
 
 
-async def test_bad_keys_get_their_own_error_and_the_batch_goes_on() -> None:
-    async with ArgosEmulator(submissions=50, seed=4) as emu:
-        keys: list[Any] = [emu.dataset.ids[0], "", None, 7]
-        async with client_for(emu) as argos:
-            results = [r async for r in argos.batch_get_submissions(keys, ordered=True)]
+@pytest.mark.argos_emulator(submissions=50, seed=4)
+async def test_bad_keys_get_their_own_error_and_the_batch_goes_on(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient
+) -> None:
+    keys: list[Any] = [argos_emulator.dataset.ids[0], "", None, 7]
+    results = [r async for r in argos_client.batch_get_submissions(keys, ordered=True)]
     assert results[0].ok
     assert isinstance(results[1].error, ValueError)
     assert "ids[1]" in str(results[1].error)
@@ -92,21 +107,26 @@ async def test_bad_keys_get_their_own_error_and_the_batch_goes_on() -> None:
     assert isinstance(results[3].error, TypeError)
 
 
-async def test_fail_fast_raises_the_first_error_and_cancels_the_rest() -> None:
-    async with ArgosEmulator(submissions=2_000, seed=5, latency=0.05) as emu:
-        ids = [missing_id(0), *emu.dataset.ids]
-        async with client_for(emu) as argos:
-            with pytest.raises(NotFoundError, match="missing"):
-                async for _ in argos.batch_get_submissions(ids, concurrency=4, fail_fast=True):
-                    pass
-            seen = len(emu.requests)
-            await wait_until(lambda: emu.in_flight == 0)  # the requests in flight were cancelled
-            await asyncio.sleep(0.1)
-            assert len(emu.requests) == seen  # and nothing more was sent
-        assert seen < 20
+@pytest.mark.argos_emulator(submissions=2_000, seed=5, latency=0.05)
+async def test_fail_fast_raises_the_first_error_and_cancels_the_rest(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient
+) -> None:
+    ids = [missing_id(0), *argos_emulator.dataset.ids]
+    with pytest.raises(NotFoundError, match="missing"):
+        async for _ in argos_client.batch_get_submissions(ids, concurrency=4, fail_fast=True):
+            pass
+    seen = len(argos_emulator.requests)
+    await wait_until(lambda: argos_emulator.in_flight == 0)  # the requests in flight were cancelled
+    # Anything the batch still had going would reach the server before this is answered.
+    await round_trip(argos_emulator)
+    assert len(lookups(argos_emulator)) == seen  # and nothing more was sent
+    assert seen < 20
 
 
-async def test_an_async_input_is_read_lazily() -> None:
+@pytest.mark.argos_emulator(submissions=1_000, seed=6)
+async def test_an_async_input_is_read_lazily(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient
+) -> None:
     pulled = 0
 
     async def ids_from_a_queue(ids: list[str]) -> AsyncIterator[str]:
@@ -115,115 +135,130 @@ async def test_an_async_input_is_read_lazily() -> None:
             pulled += 1
             yield submission_id
 
-    async with ArgosEmulator(submissions=1_000, seed=6) as emu, client_for(emu) as argos:
-        for ordered in (False, True):
-            pulled = 0
-            consumed = 0
-            batch = argos.batch_get_submissions(
-                ids_from_a_queue(list(emu.dataset.ids)),
-                concurrency=8,
-                buffer=4,
-                ordered=ordered,
-            )
-            async with batch as results:
-                async for _ in results:
-                    consumed += 1
-                    await asyncio.sleep(0.001)  # a slow consumer
-                    assert pulled <= consumed + 8 + 4 + 1
-            assert consumed == 1_000
+    ids = list(argos_emulator.dataset.ids)
+    for ordered in (False, True):
+        pulled = 0
+        consumed = 0
+        batch = argos_client.batch_get_submissions(
+            ids_from_a_queue(ids),
+            concurrency=8,
+            buffer=4,
+            ordered=ordered,
+        )
+        async with batch as results:
+            async for _ in results:
+                consumed += 1
+                await asyncio.sleep(0.001)  # a slow consumer
+                assert pulled <= consumed + 8 + 4 + 1
+        assert consumed == 1_000
 
 
 async def test_break_cancels_in_flight_requests_and_leaves_nothing_behind() -> None:
-    async with ArgosEmulator(submissions=500, seed=7, latency=0.2) as emu:
-        async with client_for(emu) as argos:
-            results = aiter(argos.batch_get_submissions(emu.dataset.ids, concurrency=16))
-            finalized = weakref.ref(results)
+    latency, concurrency = 0.2, 16
+    async with (
+        ArgosEmulator(submissions=500, seed=7, latency=latency) as emu,
+        client_for(emu, FAST) as argos,
+    ):
+        stream = aiter(argos.batch_get_submissions(emu.dataset.ids, concurrency=concurrency))
+        finalized = weakref.ref(stream)
+        async for _ in stream:
+            break
+        # A plain loop is cleaned up when the iterator is finalized, a moment after the
+        # loop dropped it: each worker may start one more lookup before that, none after.
+        del stream
+        await wait_until(lambda: finalized() is None, timeout=1.0)
+        await wait_until(lambda: emu.in_flight == 0)
+        await round_trip(emu)  # what was sent before the finalizer ran has arrived
+        # Cancelled: only the first lookups, ending as the loop broke off, were answered;
+        # each one started after them would have run for 0.2 s.
+        assert all(index < concurrency for index in answered_lookups(emu))
+        sent = len(lookups(emu))
+        assert sent <= concurrency * 2
+        before = len(emu.requests)
+        async with argos.batch_get_submissions(emu.dataset.ids, concurrency=concurrency) as results:
             async for _ in results:
                 break
-            # A plain loop is cleaned up when the iterator is finalized, a moment after the
-            # loop dropped it: each worker may start one more lookup before that, none after.
-            del results
-            await wait_until(lambda: finalized() is None, timeout=1.0)
-            await asyncio.sleep(0.05)  # for the server to read what was sent before that
-            assert emu.in_flight == 0  # cancelled: they would run for 0.2 s otherwise
-            sent = len(emu.requests)
-            assert sent <= 16 * 2
-            async with argos.batch_get_submissions(emu.dataset.ids, concurrency=16) as results:
-                async for _ in results:
-                    break
-            # Released when the block ended: the server sees the requests go well before
-            # they would have finished (0.2 s).
-            await wait_until(lambda: emu.in_flight == 0, timeout=0.1)
-            await asyncio.sleep(0.3)
-        assert len(emu.requests) <= sent + 16 * 2  # and nothing was sent after that
+        # Released when the block ended: the server sees the requests go, and none started
+        # after this batch's first lookups got an answer.
+        await wait_until(lambda: emu.in_flight == 0)
+        first = range(before, before + concurrency)
+        assert all(index < concurrency or index in first for index in answered_lookups(emu))
+        await round_trip(emu)
+        assert len(lookups(emu)) <= sent + concurrency * 2  # and nothing was sent after that
 
 
-async def test_an_error_in_the_callers_loop_cleans_up() -> None:
-    async with (
-        ArgosEmulator(submissions=200, seed=7, latency=0.05) as emu,
-        client_for(emu) as argos,
-    ):
-        with pytest.raises(ZeroDivisionError):
-            async with argos.batch_get_submissions(emu.dataset.ids) as results:
-                async for _ in results:
-                    _ = 1 / 0
-        await wait_until(lambda: emu.in_flight == 0, timeout=0.04)
+@pytest.mark.argos_emulator(submissions=200, seed=7, latency=0.05)
+async def test_an_error_in_the_callers_loop_cleans_up(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient
+) -> None:
+    ids = argos_emulator.dataset.ids
+    with pytest.raises(ZeroDivisionError):
+        async with argos_client.batch_get_submissions(ids, concurrency=16) as results:
+            async for _ in results:
+                _ = 1 / 0
+    # The server sees the requests go, cancelled: only the first lookups, one a worker and
+    # ending as the error came, were answered; each one started after would take 0.05 s.
+    await wait_until(lambda: argos_emulator.in_flight == 0)
+    assert all(r.index < 16 for r in argos_emulator.responses)
 
 
-async def test_the_inputs_own_exception_surfaces_as_itself() -> None:
+@pytest.mark.argos_emulator(submissions=20, seed=7)
+async def test_the_inputs_own_exception_surfaces_as_itself(argos_client: ArgosClient) -> None:
     async def broken() -> AsyncIterator[str]:
         yield "abc"
         raise LookupError("the queue went away")
 
-    async with ArgosEmulator(submissions=20, seed=7) as emu, client_for(emu) as argos:
-        with pytest.raises(LookupError, match="queue went away"):
-            async for _ in argos.batch_get_submissions(broken()):
-                pass
+    with pytest.raises(LookupError, match="queue went away"):
+        async for _ in argos_client.batch_get_submissions(broken()):
+            pass
 
 
-async def test_batch_by_email_follows_pagination_per_address() -> None:
-    async with ArgosEmulator(submissions=20_000, seed=8, page_byte_limit=60_000) as emu:
-        heavy = emu.dataset.heavy_email
-        light = emu.dataset.items[0]["email"]
-        nobody = "nobody@example.org"
-        async with client_for(emu) as argos:
-            results = {
-                r.key: r.unwrap()
-                async for r in argos.batch_get_by_email(
-                    [heavy, light, nobody], concurrency=2, page_size=150
-                )
-            }
-        assert emu.max_in_flight <= 2
-    assert [s.submission_id for s in results[heavy]] == emu.dataset.expected_ids(email=heavy)
+@pytest.mark.argos_emulator(submissions=20_000, seed=8, page_byte_limit=60_000)
+async def test_batch_by_email_follows_pagination_per_address(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient
+) -> None:
+    dataset = argos_emulator.dataset
+    heavy = dataset.heavy_email
+    light = dataset.items[0]["email"]
+    nobody = "nobody@example.org"
+    results = {
+        r.key: r.unwrap()
+        async for r in argos_client.batch_get_by_email(
+            [heavy, light, nobody], concurrency=2, page_size=150
+        )
+    }
+    assert argos_emulator.max_in_flight <= 2
+    assert [s.submission_id for s in results[heavy]] == dataset.expected_ids(email=heavy)
     assert len(results[heavy]) >= 400  # many pages for one address
-    assert [s.submission_id for s in results[light]] == emu.dataset.expected_ids(email=light)
+    assert [s.submission_id for s in results[light]] == dataset.expected_ids(email=light)
     assert results[nobody] == []
 
 
-async def test_batch_applicants() -> None:
-    async with ArgosEmulator(submissions=2_000, seed=9) as emu:
-        shared = emu.dataset.shared_applicant_ids[:5]
-        async with client_for(emu) as argos:
-            results = {r.key: r.unwrap() async for r in argos.batch_get_applicants(shared)}
-        for applicant_id in shared:
-            expected = [e["submission_id"] for e in emu.dataset.for_applicant(applicant_id)]
-            assert [a.submission_id for a in results[applicant_id]] == expected
+@pytest.mark.argos_emulator(submissions=2_000, seed=9)
+async def test_batch_applicants(argos_emulator: ArgosEmulator, argos_client: ArgosClient) -> None:
+    shared = argos_emulator.dataset.shared_applicant_ids[:5]
+    results = {r.key: r.unwrap() async for r in argos_client.batch_get_applicants(shared)}
+    for applicant_id in shared:
+        expected = [e["submission_id"] for e in argos_emulator.dataset.for_applicant(applicant_id)]
+        assert [a.submission_id for a in results[applicant_id]] == expected
 
 
-async def test_transient_faults_are_retried_inside_a_batch() -> None:
-    plan = FaultPlan([Status(503, path="/v3/submission", probability=0.2)], seed=2)
-    async with (
-        ArgosEmulator(submissions=300, seed=9, faults=plan) as emu,
-        client_for(emu) as argos,
-    ):
-        # The draws are seeded, but which lookup meets which depends on timing: with the
-        # default 5 retries, one of 300 keys meets six 503s in a row about once in 50 runs.
-        results = [
-            r
-            async for r in argos.with_options(max_retries=20).batch_get_submissions(emu.dataset.ids)
-        ]
-        faulted = sum(r.fault is not None for r in emu.responses)
-        retries = argos.stats.retries
+@pytest.mark.argos_emulator(
+    submissions=300, seed=9, faults=FaultPlan([Status(503, path=LOOKUP, probability=0.2)], seed=2)
+)
+async def test_transient_faults_are_retried_inside_a_batch(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient
+) -> None:
+    # The draws are seeded, but which lookup meets which depends on timing: with the
+    # default 5 retries, one of 300 keys meets six 503s in a row about once in 50 runs.
+    results = [
+        r
+        async for r in argos_client.with_options(max_retries=20).batch_get_submissions(
+            argos_emulator.dataset.ids
+        )
+    ]
+    faulted = sum(r.fault is not None for r in argos_emulator.responses)
+    retries = argos_client.stats.retries
     assert all(r.ok for r in results)
     assert len(results) == 300
     assert retries == faulted > 30
@@ -235,12 +270,14 @@ async def test_result_repr_masks_email_keys() -> None:
     assert "a***@example.com" in repr(result)
 
 
-async def test_a_batch_is_iterated_once() -> None:
-    async with ArgosEmulator(submissions=5, seed=1) as emu, client_for(emu) as argos:
-        batch = argos.batch_get_submissions(emu.dataset.ids)
-        assert [r async for r in batch]
-        with pytest.raises(RuntimeError, match="only once"):
-            batch.__aiter__()
+@pytest.mark.argos_emulator(submissions=5, seed=1)
+async def test_a_batch_is_iterated_once(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient
+) -> None:
+    batch = argos_client.batch_get_submissions(argos_emulator.dataset.ids)
+    assert [r async for r in batch]
+    with pytest.raises(RuntimeError, match="only once"):
+        batch.__aiter__()
 
 
 async def test_200000_keys_keep_about_concurrency_tasks_alive() -> None:
@@ -331,7 +368,7 @@ async def test_a_slow_first_key_holds_at_most_buffer_finished_results(
         started += 1
         watch()
         if key == "0":
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # the slow first key
             slow_done = True
         else:
             await asyncio.sleep(0)
@@ -396,25 +433,23 @@ async def test_ordered_fail_fast_raises_the_first_error_in_input_order_at_its_tu
     assert got == []
 
 
-async def test_cancelling_a_batch_through_an_anyio_scope_leaves_nothing_behind() -> None:
+@pytest.mark.argos_emulator(submissions=300, seed=7, latency=0.005)
+async def test_cancelling_a_batch_through_an_anyio_scope_leaves_nothing_behind(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient
+) -> None:
     # As Starlette cancels a request handler: the scope cancels the caller while requests are
     # in flight and results wait; the autouse fixtures fail the test on any leaked task or
     # unretrieved exception.
-    async with (
-        ArgosEmulator(submissions=300, seed=7, latency=0.005) as emu,
-        client_for(emu) as argos,
-    ):
-        for attempt in range(10):
-            for ordered in (False, True):
-                with anyio.move_on_after(attempt * 0.004) as scope:
-                    batch = argos.batch_get_submissions(
-                        emu.dataset.ids, concurrency=8, ordered=ordered
-                    )
-                    async with batch as results:
-                        async for _ in results:
-                            await asyncio.sleep(0)
-                assert scope.cancelled_caught  # each attempt was cut off mid-batch
-        await wait_until(lambda: emu.in_flight == 0, timeout=1.0)
+    ids = argos_emulator.dataset.ids
+    for attempt in range(10):
+        for ordered in (False, True):
+            with anyio.move_on_after(attempt * 0.004) as scope:
+                batch = argos_client.batch_get_submissions(ids, concurrency=8, ordered=ordered)
+                async with batch as results:
+                    async for _ in results:
+                        await asyncio.sleep(0)
+            assert scope.cancelled_caught  # each attempt was cut off mid-batch
+    await wait_until(lambda: argos_emulator.in_flight == 0, timeout=1.0)
 
 
 async def test_an_address_with_3000_submissions_comes_back_whole_in_two_pages() -> None:
@@ -423,7 +458,7 @@ async def test_an_address_with_3000_submissions_comes_back_whole_in_two_pages() 
     # in a small data set keeps it quick to build.
     emu.dataset = Dataset.generate(5_000, 8, heavy=3_000)
     heavy = emu.dataset.heavy_email
-    async with emu, client_for(emu) as argos:
+    async with emu, client_for(emu, FAST) as argos:
         results = [
             r.unwrap()
             async for r in argos.batch_get_by_email([heavy, "nobody@example.org"], ordered=True)

@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 from starlette.requests import ClientDisconnect
 from starlette.types import Message
-from support import wait_until
+from support import FAST, wait_until
 
 from argos_async import ArgosClient, Page
 from argos_async.testing import ArgosEmulator, Delay, FaultPlan, QuotaExceeded, Status
@@ -31,7 +31,7 @@ def app_for(emu: ArgosEmulator, **client_options: Any) -> FastAPI:
     return create_app(
         api_key=emu.api_key,
         base_url=emu.url,
-        client_options={"backoff_base": 0.001, "backoff_max": 0.01, **client_options},
+        client_options={**FAST, **client_options},
     )
 
 

@@ -14,7 +14,7 @@ from email.utils import parsedate_to_datetime
 import aiohttp
 import msgspec
 import pytest
-from support import REPO, serve_process
+from support import REPO, serve_process, wait_until
 
 from argos_async.testing import (
     ArgosEmulator,
@@ -88,13 +88,6 @@ def served(plan: FaultPlan | Fault, **kwargs: object) -> ArgosEmulator:
 
 def outcomes(emu: ArgosEmulator) -> list[tuple[int, int, str | None]]:
     return [(r.index, r.status, r.fault) for r in emu.responses]
-
-
-async def wait_until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.005)
 
 
 # -- each kind ---------------------------------------------------------------------------------

@@ -547,19 +547,18 @@ def test_the_documented_value_sets_are_offered_as_constants() -> None:
 
 
 @pytest.mark.anyio
-async def test_normal_pages_decode_in_one_strict_call(fast_path_only: list[int]) -> None:
+@pytest.mark.argos_emulator(submissions=2_500, seed=3, page_byte_limit=None)
+async def test_normal_pages_decode_in_one_strict_call(
+    fast_path_only: list[int], argos_emulator: ArgosEmulator, argos_client: ArgosClient
+) -> None:
     body = (DATA / "seed_specific_submission.json").read_bytes()
     assert decode_single(body, "gt7rcxx9l1o*****").kyc is not None
     assert len(fast_path_only) == 1
-    async with (
-        ArgosEmulator(submissions=2_500, seed=3, page_byte_limit=None) as emu,
-        ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos,
-    ):
-        pages = [p async for p in argos.iter_pages(page_size=2000, max_items=2000)]
-        single = await argos.get_submission(emu.dataset.ids[0])
+    pages = [p async for p in argos_client.iter_pages(page_size=2000, max_items=2000)]
+    single = await argos_client.get_submission(argos_emulator.dataset.ids[0])
     (page,) = pages
     assert len(page.items) == 2000
-    assert [s.submission_id for s in page.items] == emu.dataset.expected_ids()[:2000]
+    assert [s.submission_id for s in page.items] == argos_emulator.dataset.expected_ids()[:2000]
     assert all(s.created_at is not None and s.created_at.tzinfo for s in page.items)
-    assert single.submission_id == emu.dataset.ids[0]
+    assert single.submission_id == argos_emulator.dataset.ids[0]
     assert len(fast_path_only) == 3  # the sample, the page, the lookup: one call each

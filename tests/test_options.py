@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import pytest
+from support import client_for
 
 from argos_async import (
     APITimeoutError,
@@ -16,7 +17,7 @@ from argos_async import (
 )
 from argos_async.testing import ArgosEmulator, Delay, FaultPlan, Status
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.argos_emulator(submissions=20, seed=1)]
 
 PATH = "/v3/submission"
 
@@ -33,20 +34,22 @@ async def test_a_view_changes_only_what_it_is_given() -> None:
         assert "k" not in repr(view).replace(argos.base_url, "")
 
 
-async def test_a_views_options_apply_to_its_calls() -> None:
-    plan = FaultPlan([Delay(2.0, at=1, path=PATH)])
-    async with ArgosEmulator(submissions=20, seed=1, faults=plan) as emu:
-        async with ArgosClient(api_key=emu.api_key, base_url=emu.url, timeout=60) as argos:
-            started = time.monotonic()
-            sub = await argos.with_options(timeout=0.2).get_submission(emu.dataset.ids[0])
-            assert time.monotonic() - started < 1.0  # the first attempt gave up after 0.2 s
-        assert sub.submission_id == emu.dataset.ids[0]
-        assert len(emu.requests) == 2
+@pytest.mark.argos_emulator(faults=FaultPlan([Delay(2.0, at=1, path=PATH)]))
+@pytest.mark.argos_client(timeout=60)
+async def test_a_views_options_apply_to_its_calls(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient
+) -> None:
+    started = time.monotonic()
+    sub = await argos_client.with_options(timeout=0.2).get_submission(argos_emulator.dataset.ids[0])
+    # The first attempt gave up after 0.2 s; without the view's timeout it would take 2 s.
+    assert time.monotonic() - started < 1.0
+    assert sub.submission_id == argos_emulator.dataset.ids[0]
+    assert len(argos_emulator.requests) == 2
 
 
 async def test_views_share_stats_and_the_pool() -> None:
     async with ArgosEmulator(submissions=20, seed=1) as emu:
-        argos = ArgosClient(api_key=emu.api_key, base_url=emu.url)
+        argos = client_for(emu)
         async with argos:
             view = argos.with_options(max_retries=0)
             async with view:  # a view does not own the pool: leaving it closes nothing
@@ -59,54 +62,49 @@ async def test_views_share_stats_and_the_pool() -> None:
             await view.get_submission(emu.dataset.ids[0])
 
 
-async def test_a_429_through_a_view_pauses_the_client_and_its_other_views() -> None:
-    plan = FaultPlan([Status(429, retry_after=0.5, at=1, path=PATH)])
-    async with ArgosEmulator(submissions=20, seed=1, faults=plan) as emu:
-        async with ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos:
-            with pytest.raises(RateLimitError):
-                await argos.with_options(max_retries=0).get_submission(emu.dataset.ids[0])
-            other = argos.with_options(timeout=30)
-            await asyncio.gather(
-                argos.get_submission(emu.dataset.ids[1]),
-                other.get_submission(emu.dataset.ids[2]),
-            )
-        limited = emu.responses[0]
-        assert all(r.received_at >= limited.sent_at + 0.5 for r in emu.requests[1:])
+@pytest.mark.argos_emulator(faults=FaultPlan([Status(429, retry_after=0.5, at=1, path=PATH)]))
+async def test_a_429_through_a_view_pauses_the_client_and_its_other_views(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient
+) -> None:
+    ids = argos_emulator.dataset.ids
+    with pytest.raises(RateLimitError):
+        await argos_client.with_options(max_retries=0).get_submission(ids[0])
+    other = argos_client.with_options(timeout=30)
+    await asyncio.gather(argos_client.get_submission(ids[1]), other.get_submission(ids[2]))
+    limited = argos_emulator.responses[0]
+    assert all(r.received_at >= limited.sent_at + 0.5 for r in argos_emulator.requests[1:])
 
 
-async def test_views_spend_one_retry_budget() -> None:
-    plan = FaultPlan([Status(503, path=PATH)])
-    async with (
-        ArgosEmulator(submissions=20, seed=1, faults=plan) as emu,
-        ArgosClient(
-            api_key=emu.api_key, base_url=emu.url, retry_budget=10, backoff_base=0.001
-        ) as argos,
-    ):
-        with pytest.raises(ServerError) as first:
-            await argos.with_options(max_retries=5).get_submission(emu.dataset.ids[0])
-        with pytest.raises(ServerError) as second:
-            await argos.get_submission(emu.dataset.ids[1])
+@pytest.mark.argos_emulator(faults=FaultPlan([Status(503, path=PATH)]))
+@pytest.mark.argos_client(retry_budget=10)
+async def test_views_spend_one_retry_budget(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient
+) -> None:
+    with pytest.raises(ServerError) as first:
+        await argos_client.with_options(max_retries=5).get_submission(argos_emulator.dataset.ids[0])
+    with pytest.raises(ServerError) as second:
+        await argos_client.get_submission(argos_emulator.dataset.ids[1])
     assert (first.value.attempts, second.value.attempts) == (3, 1)
 
 
-async def test_views_share_one_rate_limiter() -> None:
-    async with ArgosEmulator(submissions=20, seed=1) as emu:
-        async with ArgosClient(
-            api_key=emu.api_key, base_url=emu.url, max_requests_per_second=20
-        ) as argos:
-            views = [argos, argos.with_options(deadline=30), argos.with_options(max_retries=1)]
-            await asyncio.gather(
-                *(views[n % 3].get_submission(emu.dataset.ids[n]) for n in range(10))
-            )
-        arrivals = sorted(r.received_at for r in emu.requests)
+@pytest.mark.argos_client(max_requests_per_second=20)
+async def test_views_share_one_rate_limiter(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient
+) -> None:
+    views = [
+        argos_client,
+        argos_client.with_options(deadline=30),
+        argos_client.with_options(max_retries=1),
+    ]
+    ids = argos_emulator.dataset.ids
+    await asyncio.gather(*(views[n % 3].get_submission(ids[n]) for n in range(10)))
+    arrivals = sorted(r.received_at for r in argos_emulator.requests)
     assert arrivals[-1] - arrivals[0] >= 9 / 20 * 0.95
 
 
-async def test_a_views_deadline_ends_a_call() -> None:
-    plan = FaultPlan([Delay(5.0, path=PATH)])
-    async with (
-        ArgosEmulator(submissions=20, seed=1, faults=plan) as emu,
-        ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos,
-    ):
-        with pytest.raises(APITimeoutError, match=r"deadline of 0\.3 s"):
-            await argos.with_options(deadline=0.3).get_submission(emu.dataset.ids[0])
+@pytest.mark.argos_emulator(faults=FaultPlan([Delay(5.0, path=PATH)]))
+async def test_a_views_deadline_ends_a_call(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient
+) -> None:
+    with pytest.raises(APITimeoutError, match=r"deadline of 0\.3 s"):
+        await argos_client.with_options(deadline=0.3).get_submission(argos_emulator.dataset.ids[0])

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from support import FAST, client_for
 
 from argos_async import (
     APIConnectionError,
@@ -46,19 +47,14 @@ from argos_async.testing import (
 
 pytestmark = pytest.mark.anyio
 
-FAST: dict[str, Any] = {"backoff_base": 0.001, "backoff_max": 0.01}
 ANY_PATH = "/v3/submission"
-
-
-def client_for(emu: ArgosEmulator, **options: Any) -> ArgosClient:
-    return ArgosClient(api_key=emu.api_key, base_url=emu.url, **{**FAST, **options})
 
 
 async def test_mixed_faults_over_50000_items_deliver_every_item_once_in_order() -> None:
     plan = FaultPlan.mixed(0.2, seed=5)
     async with (
         ArgosEmulator(submissions=50_000, seed=5, faults=plan) as emu,
-        client_for(emu, max_retries=8) as argos,
+        client_for(emu, FAST, max_retries=8) as argos,
     ):
         ids = [s.submission_id async for s in argos.iter_submissions(page_size=500)]
         assert ids == emu.dataset.expected_ids()
@@ -76,7 +72,7 @@ async def test_mixed_faults_over_50000_items_deliver_every_item_once_in_order() 
 async def test_retry_after_is_never_shortened(http_date: bool) -> None:
     plan = FaultPlan([Status(429, retry_after=1, http_date=http_date, at=1, path=ANY_PATH)])
     async with ArgosEmulator(submissions=20, seed=1, faults=plan) as emu:
-        async with client_for(emu) as argos:
+        async with client_for(emu, FAST) as argos:
             sub = await argos.get_submission(emu.dataset.ids[0])
         assert sub.submission_id == emu.dataset.ids[0]
         limited, retried = emu.responses[0], emu.requests[1]
@@ -88,7 +84,7 @@ async def test_retry_after_is_never_shortened(http_date: bool) -> None:
 async def test_retry_after_is_honoured_on_every_attempt_without_jitter() -> None:
     plan = FaultPlan([Status(429, retry_after=0.3, at={1, 2, 3}, path=ANY_PATH)])
     async with ArgosEmulator(submissions=20, seed=1, faults=plan) as emu:
-        async with client_for(emu, backoff_base=5.0) as argos:
+        async with client_for(emu, FAST, backoff_base=5.0) as argos:
             await argos.get_submission(emu.dataset.ids[0])
         gaps = [emu.requests[i + 1].received_at - emu.responses[i].sent_at for i in range(3)]
         assert all(0.3 <= gap < 2.0 for gap in gaps), gaps
@@ -96,7 +92,7 @@ async def test_retry_after_is_honoured_on_every_attempt_without_jitter() -> None
 
 async def test_forbidden_fails_at_once_without_retrying() -> None:
     async with ArgosEmulator(submissions=20, seed=1) as emu:
-        async with ArgosClient(api_key="wrong", base_url=emu.url, **FAST) as argos:
+        async with client_for(emu, FAST, api_key="wrong") as argos:
             with pytest.raises(AuthenticationError) as info:
                 await argos.get_submission(emu.dataset.ids[0])
         assert len(emu.requests) == 1
@@ -106,7 +102,7 @@ async def test_forbidden_fails_at_once_without_retrying() -> None:
 async def test_daily_quota_is_not_retried_and_says_when_it_resets() -> None:
     plan = FaultPlan([QuotaExceeded(path=ANY_PATH)])
     async with ArgosEmulator(submissions=20, seed=1, faults=plan) as emu:
-        async with client_for(emu) as argos:
+        async with client_for(emu, FAST) as argos:
             with pytest.raises(QuotaExceededError, match=r"resets at .* 00:00 UTC") as info:
                 await argos.get_submission(emu.dataset.ids[0])
         assert len(emu.requests) == 1
@@ -118,7 +114,7 @@ async def test_daily_quota_is_not_retried_and_says_when_it_resets() -> None:
 async def test_server_errors_are_retried_until_max_retries_then_raised_with_attempts() -> None:
     plan = FaultPlan([Status(503, path=ANY_PATH)])
     async with ArgosEmulator(submissions=20, seed=1, faults=plan) as emu:
-        async with client_for(emu, max_retries=3) as argos:
+        async with client_for(emu, FAST, max_retries=3) as argos:
             with pytest.raises(ServerError) as info:
                 await argos.get_submission(emu.dataset.ids[0])
         assert len(emu.requests) == 4
@@ -140,7 +136,7 @@ async def test_server_errors_are_retried_until_max_retries_then_raised_with_atte
 )
 async def test_each_transient_fault_is_retried(fault: Any) -> None:
     async with ArgosEmulator(submissions=20, seed=1, faults=FaultPlan([fault])) as emu:
-        async with client_for(emu) as argos:
+        async with client_for(emu, FAST) as argos:
             sub = await argos.get_submission(emu.dataset.ids[3])
         assert sub.submission_id == emu.dataset.ids[3]
         assert len(emu.requests) == 2
@@ -149,7 +145,7 @@ async def test_each_transient_fault_is_retried(fault: Any) -> None:
 async def test_a_timed_out_attempt_is_retried() -> None:
     plan = FaultPlan([Delay(2.0, at=1, path=ANY_PATH)])
     async with ArgosEmulator(submissions=20, seed=1, faults=plan) as emu:
-        async with client_for(emu, timeout=0.2) as argos:
+        async with client_for(emu, FAST, timeout=0.2) as argos:
             sub = await argos.get_submission(emu.dataset.ids[0])
         assert sub.submission_id == emu.dataset.ids[0]
         assert len(emu.requests) == 2
@@ -163,7 +159,7 @@ async def test_the_deadline_bounds_the_whole_call(fault: Any) -> None:
     # early by at most backoff_max: kept small here for the lower bound to hold.
     async with (
         ArgosEmulator(submissions=20, seed=1, faults=FaultPlan([fault])) as emu,
-        client_for(emu, backoff_base=0.01, backoff_max=0.05, max_retries=1000) as argos,
+        client_for(emu, FAST, backoff_base=0.01, backoff_max=0.05, max_retries=1000) as argos,
     ):
         started = time.monotonic()
         with pytest.raises((APITimeoutError, ServerError)):
@@ -177,7 +173,7 @@ async def test_a_listing_deadline_bounds_each_page_not_the_whole_listing() -> No
     """``deadline`` on a listing applies to each page's request (with its retries)."""
     slow_pages = FaultPlan([Delay(0.3, at={1, 2, 3})])
     async with ArgosEmulator(submissions=30, seed=1, faults=slow_pages) as emu:
-        async with client_for(emu) as argos:
+        async with client_for(emu, FAST) as argos:
             started = time.monotonic()
             ids = [
                 s.submission_id
@@ -192,7 +188,7 @@ async def test_a_listing_deadline_bounds_each_page_not_the_whole_listing() -> No
     stuck_page_2 = FaultPlan([Delay(5.0, at=2)])
     async with ArgosEmulator(submissions=30, seed=1, faults=stuck_page_2) as emu:
         pages = []
-        async with client_for(emu) as argos:
+        async with client_for(emu, FAST) as argos:
             with pytest.raises(APITimeoutError, match=r"deadline of 0\.5 s") as info:
                 async for page in argos.with_options(prefetch=0, deadline=0.5).iter_pages(
                     page_size=10
@@ -208,7 +204,7 @@ async def test_a_listing_deadline_bounds_each_page_not_the_whole_listing() -> No
 async def test_the_rate_limiter_does_not_hold_a_call_past_its_deadline() -> None:
     """A slot after the call's deadline fails the call at once and is not booked."""
     async with ArgosEmulator(submissions=20, seed=1) as emu:
-        async with client_for(emu, max_requests_per_second=2) as argos:
+        async with client_for(emu, FAST, max_requests_per_second=2) as argos:
             started = time.monotonic()
 
             async def timed_lookup(submission_id: str) -> tuple[float, BaseException | None]:
@@ -238,7 +234,7 @@ async def test_the_rate_limiter_does_not_hold_a_call_past_its_deadline() -> None
 async def test_the_default_is_five_retries() -> None:
     plan = FaultPlan([Status(503, path=ANY_PATH)])
     async with ArgosEmulator(submissions=20, seed=1, faults=plan) as emu:
-        async with client_for(emu) as argos:
+        async with client_for(emu, FAST) as argos:
             with pytest.raises(ServerError) as info:
                 await argos.get_submission(emu.dataset.ids[0])
         assert len(emu.requests) == 6
@@ -248,7 +244,7 @@ async def test_the_default_is_five_retries() -> None:
 async def test_the_last_error_is_raised_with_the_attempt_count() -> None:
     plan = FaultPlan([Status(503, at=1, path=ANY_PATH), Status(500, at=2, path=ANY_PATH)])
     async with ArgosEmulator(submissions=20, seed=1, faults=plan) as emu:
-        async with client_for(emu, max_retries=1) as argos:
+        async with client_for(emu, FAST, max_retries=1) as argos:
             with pytest.raises(ServerError) as info:
                 await argos.get_submission(emu.dataset.ids[0])
         assert len(emu.requests) == 2
@@ -258,7 +254,7 @@ async def test_the_last_error_is_raised_with_the_attempt_count() -> None:
 async def test_a_per_call_timeout_overrides_the_clients() -> None:
     plan = FaultPlan([Delay(2.0, at=1, path=ANY_PATH)])
     async with ArgosEmulator(submissions=20, seed=1, faults=plan) as emu:
-        async with client_for(emu, timeout=60) as argos:
+        async with client_for(emu, FAST, timeout=60) as argos:
             started = time.monotonic()
             sub = await argos.with_options(timeout=0.2).get_submission(emu.dataset.ids[0])
             elapsed = time.monotonic() - started
@@ -281,7 +277,9 @@ async def test_backoff_is_exponential_with_full_jitter_and_capped(
     monkeypatch.setattr(random, "uniform", top_of_range)
     plan = FaultPlan([Status(503, path=ANY_PATH)])
     async with ArgosEmulator(submissions=20, seed=1, faults=plan) as emu:
-        async with client_for(emu, max_retries=6, backoff_base=0.01, backoff_max=0.04) as argos:
+        async with client_for(
+            emu, FAST, max_retries=6, backoff_base=0.01, backoff_max=0.04
+        ) as argos:
             with pytest.raises(ServerError):
                 await argos.get_submission(emu.dataset.ids[0])
         gaps = [emu.requests[i + 1].received_at - emu.responses[i].sent_at for i in range(6)]
@@ -295,7 +293,7 @@ async def test_a_503_retry_after_is_honoured_exactly() -> None:
     plan = FaultPlan([Status(503, retry_after=0.5, at=1, path=ANY_PATH)])
     async with ArgosEmulator(submissions=20, seed=1, faults=plan) as emu:
         # A backoff of 5 s would be jittered anywhere in 0..5 s: the 0.5 s wait is the server's.
-        async with client_for(emu, backoff_base=5.0, backoff_max=5.0) as argos:
+        async with client_for(emu, FAST, backoff_base=5.0, backoff_max=5.0) as argos:
             await argos.get_submission(emu.dataset.ids[0])
         gap = emu.requests[1].received_at - emu.responses[0].sent_at
     assert 0.5 <= gap < 1.0
@@ -304,7 +302,7 @@ async def test_a_503_retry_after_is_honoured_exactly() -> None:
 async def test_a_custom_retry_after_cap_fails_at_once() -> None:
     plan = FaultPlan([Status(429, retry_after=1, path=ANY_PATH)])
     async with ArgosEmulator(submissions=20, seed=1, faults=plan) as emu:
-        async with client_for(emu, max_retry_after=0.5) as argos:
+        async with client_for(emu, FAST, max_retry_after=0.5) as argos:
             started = time.monotonic()
             with pytest.raises(RateLimitError) as info:
                 await argos.get_submission(emu.dataset.ids[0])
@@ -319,7 +317,7 @@ async def test_a_slow_server_ends_the_call_with_a_timeout_error_naming_the_deadl
     plan = FaultPlan([Delay(5.0, path=ANY_PATH)])
     async with (
         ArgosEmulator(submissions=20, seed=1, faults=plan) as emu,
-        client_for(emu, deadline=0.5) as argos,
+        client_for(emu, FAST, deadline=0.5) as argos,
     ):
         with pytest.raises(APITimeoutError, match=r"deadline of 0\.5 s"):
             await argos.get_submission(emu.dataset.ids[0])
@@ -331,7 +329,7 @@ async def test_retry_after_beyond_the_cap_fails_at_once(
 ) -> None:
     plan = FaultPlan([Status(status, retry_after=120, path=ANY_PATH)])
     async with ArgosEmulator(submissions=20, seed=1, faults=plan) as emu:
-        async with client_for(emu) as argos:
+        async with client_for(emu, FAST) as argos:
             started = time.monotonic()
             with pytest.raises(error) as info:
                 await argos.get_submission(emu.dataset.ids[0])
@@ -345,7 +343,7 @@ async def test_retry_after_beyond_the_cap_fails_at_once(
 async def test_retry_after_beyond_the_deadline_fails_at_once() -> None:
     plan = FaultPlan([Status(429, retry_after=5, path=ANY_PATH)])
     async with ArgosEmulator(submissions=20, seed=1, faults=plan) as emu:
-        async with client_for(emu) as argos:
+        async with client_for(emu, FAST) as argos:
             with pytest.raises(RateLimitError) as info:
                 await argos.with_options(deadline=2.0).get_submission(emu.dataset.ids[0])
         assert len(emu.requests) == 1
@@ -356,7 +354,7 @@ async def test_one_429_pauses_every_concurrent_request_of_the_client() -> None:
     plan = FaultPlan([Status(429, retry_after=1, at=1, path=ANY_PATH)])
     async with ArgosEmulator(submissions=200, seed=1, faults=plan, latency=0.02) as emu:
         ids = list(emu.dataset.ids[:32])
-        async with client_for(emu) as argos:
+        async with client_for(emu, FAST) as argos:
 
             async def lookup_many(chunk: list[str]) -> list[str]:
                 out = []
@@ -392,7 +390,7 @@ async def test_32_concurrent_lookups_send_nothing_during_a_429s_retry_after(spre
     rate = {"max_requests_per_second": 64} if spread == "client rate limit" else {}
     async with ArgosEmulator(submissions=200, seed=1, faults=plan) as emu:
         ids = list(emu.dataset.ids[:32])
-        async with client_for(emu, **rate) as argos:
+        async with client_for(emu, FAST, **rate) as argos:
 
             async def lookup(n: int, submission_id: str) -> str:
                 if spread == "staggered starts":
@@ -446,7 +444,7 @@ async def test_a_retry_after_pauses_the_client_even_when_its_call_gives_up(
     faults: list[Any], options: dict[str, Any], call_options: dict[str, Any], pause: float
 ) -> None:
     async with ArgosEmulator(submissions=20, seed=1, faults=FaultPlan(faults)) as emu:
-        async with client_for(emu, **options) as argos:
+        async with client_for(emu, FAST, **options) as argos:
             with pytest.raises((RateLimitError, ServerError, ClientPausedError)):
                 await argos.with_options(**call_options).get_submission(emu.dataset.ids[0])
             paused = emu.responses[-1]
@@ -465,7 +463,7 @@ async def test_a_retry_after_pauses_the_client_even_when_its_call_gives_up(
 async def test_a_call_stopped_at_the_gate_sends_nothing_and_counts_no_request() -> None:
     plan = FaultPlan([Status(429, retry_after=1, at=1, path=ANY_PATH)])
     async with ArgosEmulator(submissions=20, seed=1, faults=plan) as emu:
-        async with client_for(emu) as argos:
+        async with client_for(emu, FAST) as argos:
             with pytest.raises(RateLimitError):
                 await argos.with_options(max_retries=0).get_submission(emu.dataset.ids[0])
             started = time.monotonic()
@@ -484,7 +482,7 @@ async def test_the_retry_budget_is_shared_and_stops_retries_when_spent() -> None
     plan = FaultPlan([Status(503, path=ANY_PATH)])
     async with ArgosEmulator(submissions=20, seed=1, faults=plan) as emu:
         # 10 tokens: two retries at 5 each, for the whole client.
-        async with client_for(emu, retry_budget=10, max_retries=5) as argos:
+        async with client_for(emu, FAST, retry_budget=10, max_retries=5) as argos:
             with pytest.raises(ServerError) as first:
                 await argos.get_submission(emu.dataset.ids[0])
             with pytest.raises(ServerError) as second:
@@ -495,7 +493,7 @@ async def test_the_retry_budget_is_shared_and_stops_retries_when_spent() -> None
 
 async def test_client_side_rate_limit_spaces_requests() -> None:
     async with ArgosEmulator(submissions=50, seed=1) as emu:
-        async with client_for(emu, max_requests_per_second=20) as argos:
+        async with client_for(emu, FAST, max_requests_per_second=20) as argos:
             await asyncio.gather(*(argos.get_submission(i) for i in emu.dataset.ids[:11]))
         arrivals = sorted(r.received_at for r in emu.requests)
     assert arrivals[-1] - arrivals[0] >= 10 / 20 * 0.95
@@ -505,7 +503,7 @@ async def test_a_page_too_large_is_asked_for_again_with_half_the_count() -> None
     async with ArgosEmulator(
         submissions=3_000, seed=2, page_byte_limit=None, response_byte_limit=150_000
     ) as emu:
-        async with client_for(emu) as argos:
+        async with client_for(emu, FAST) as argos:
             ids = [s.submission_id async for s in argos.iter_submissions(page_size=2000)]
         assert ids == emu.dataset.expected_ids()
         counts = [int(r.query["count"]) for r in emu.requests]
@@ -519,7 +517,7 @@ async def test_a_page_too_large_is_asked_for_again_with_half_the_count() -> None
 async def test_a_413_mid_listing_asks_for_the_same_page_with_half_the_count() -> None:
     plan = FaultPlan([Status(413, at=3)])
     async with ArgosEmulator(submissions=100, seed=2, faults=plan) as emu:
-        async with client_for(emu) as argos:
+        async with client_for(emu, FAST) as argos:
             ids = [s.submission_id async for s in argos.iter_submissions(page_size=20)]
         assert ids == emu.dataset.expected_ids()  # every item once, in order
         refused, again = emu.requests[2], emu.requests[3]
@@ -534,7 +532,7 @@ async def test_a_single_item_too_large_still_fails() -> None:
     async with ArgosEmulator(
         submissions=100, seed=2, page_byte_limit=None, response_byte_limit=100
     ) as emu:
-        async with client_for(emu) as argos:
+        async with client_for(emu, FAST) as argos:
             with pytest.raises(PayloadTooLargeError):
                 async for _ in argos.iter_submissions(page_size=8):
                     pass
@@ -546,7 +544,7 @@ async def test_a_redirect_to_another_host_is_not_followed_and_the_key_stays_home
         plan = FaultPlan([Redirect(elsewhere.url, path=ANY_PATH)])
         async with (
             ArgosEmulator(submissions=10, seed=1, faults=plan) as emu,
-            client_for(emu) as argos,
+            client_for(emu, FAST) as argos,
         ):
             with pytest.raises(APIStatusError, match="redirect") as info:
                 await argos.get_submission(emu.dataset.ids[0])
@@ -557,7 +555,7 @@ async def test_a_redirect_to_another_host_is_not_followed_and_the_key_stays_home
 
 async def test_an_oversized_response_is_refused_not_retried() -> None:
     async with ArgosEmulator(submissions=500, seed=1) as emu:
-        async with client_for(emu, max_response_bytes=10_000) as argos:
+        async with client_for(emu, FAST, max_response_bytes=10_000) as argos:
             with pytest.raises(ResponseTooLargeError, match="max_response_bytes"):
                 async for _ in argos.iter_submissions(page_size=500):
                     pass
@@ -680,7 +678,7 @@ async def test_an_error_mid_listing_carries_the_cursor_to_resume_from() -> None:
     plan = FaultPlan([Status(500, at={3, 4})])
     async with ArgosEmulator(submissions=1_000, seed=3, faults=plan) as emu:
         pages = []
-        async with client_for(emu, max_retries=1) as argos:
+        async with client_for(emu, FAST, max_retries=1) as argos:
             with pytest.raises(ServerError) as info:
                 async for page in argos.with_options(prefetch=0).iter_pages(page_size=100):
                     pages.append(page)
@@ -688,7 +686,7 @@ async def test_an_error_mid_listing_carries_the_cursor_to_resume_from() -> None:
         assert info.value.cursor == pages[-1].cursor
         assert info.value.attempts == 2
         # Resuming from it, once the server has recovered, gives exactly the rest.
-        async with client_for(emu) as argos:
+        async with client_for(emu, FAST) as argos:
             rest = [
                 s.submission_id
                 async for s in argos.iter_submissions(page_size=100, cursor=info.value.cursor)
@@ -705,7 +703,7 @@ async def test_debug_logs_of_a_fault_heavy_run_hold_neither_key_nor_email(
     async with ArgosEmulator(submissions=3_000, seed=9, faults=plan) as emu:
         email = emu.dataset.heavy_email
         userid = emu.dataset.for_email(email)[0]["userid"]
-        async with client_for(emu, max_retries=10) as argos:
+        async with client_for(emu, FAST, max_retries=10) as argos:
             subs = [s async for s in argos.iter_submissions(email=email, page_size=20)]
             for sub in subs[:10]:
                 await argos.get_submission(sub.submission_id)
@@ -744,7 +742,7 @@ async def test_connection_errors_name_no_personal_data() -> None:
     plan = FaultPlan([DropConnection(path=ANY_PATH)])
     async with ArgosEmulator(submissions=100, seed=1, faults=plan) as emu:
         email = emu.dataset.heavy_email
-        async with client_for(emu, max_retries=1) as argos:
+        async with client_for(emu, FAST, max_retries=1) as argos:
             with pytest.raises(APIConnectionError) as info:
                 async for _ in argos.iter_submissions(email=email):
                     pass
@@ -759,7 +757,7 @@ async def test_retries_log_only_on_the_argos_async_logger(
     plan = FaultPlan([Status(503, path=ANY_PATH)])
     async with (
         ArgosEmulator(submissions=20, seed=1, faults=plan) as emu,
-        client_for(emu, max_retries=2) as argos,
+        client_for(emu, FAST, max_retries=2) as argos,
     ):
         with pytest.raises(ServerError):
             await argos.get_submission(emu.dataset.ids[0])

@@ -30,38 +30,37 @@ OPEN: dict[str, Callable[[ArgosClient, list[str]], Stream[Any]]] = {
 }
 
 
+# The first request is answered; every one after it is held.
 @pytest.mark.parametrize("name", list(OPEN))
+@pytest.mark.argos_emulator(
+    submissions=3_000,
+    seed=8,
+    faults=FaultPlan([Delay(HOLD, at=range(2, 10_000), path="/v3/submission")]),
+)
 async def test_leaving_async_with_releases_every_request_while_the_stream_is_still_named(
-    name: str,
+    name: str, argos_emulator: ArgosEmulator, argos_client: ArgosClient
 ) -> None:
-    # The first request is answered; every one after it is held.
-    plan = FaultPlan([Delay(HOLD, at=range(2, 10_000), path="/v3/submission")])
-    async with (
-        ArgosEmulator(submissions=3_000, seed=8, faults=plan) as emu,
-        ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos,
-    ):
-        stream = OPEN[name](argos, list(emu.dataset.ids[:50]))
-        async with stream:
-            async for _ in stream:
-                # Something is held at the server for the stream: read-ahead, the other
-                # lookups or shards.
-                await wait_until(lambda: emu.in_flight >= 1)
-                break
-        left = asyncio.get_running_loop().time()
-        await wait_until(lambda: emu.in_flight == 0, timeout=1.0)
-        assert asyncio.get_running_loop().time() - left < 1.0
-        assert isinstance(stream, Stream)  # still named: only the block's exit released it
-        assert all(r.status == 200 for r in emu.responses)  # no held request was answered
+    stream = OPEN[name](argos_client, list(argos_emulator.dataset.ids[:50]))
+    async with stream:
+        async for _ in stream:
+            # Something is held at the server for the stream: read-ahead, the other
+            # lookups or shards.
+            await wait_until(lambda: argos_emulator.in_flight >= 1)
+            break
+    left = asyncio.get_running_loop().time()
+    await wait_until(lambda: argos_emulator.in_flight == 0, timeout=1.0)
+    assert asyncio.get_running_loop().time() - left < 1.0
+    assert isinstance(stream, Stream)  # still named: only the block's exit released it
+    assert all(r.fault is None for r in argos_emulator.responses)  # no held request was answered
 
 
-async def test_a_stream_can_be_closed_twice_and_then_yields_nothing() -> None:
-    async with (
-        ArgosEmulator(submissions=30, seed=8) as emu,
-        ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos,
-    ):
-        stream = argos.iter_submissions(page_size=10)
-        first = await anext(stream)
-        assert first.submission_id == emu.dataset.expected_ids()[0]
-        await stream.aclose()
-        await stream.aclose()
-        assert [s async for s in stream] == []
+@pytest.mark.argos_emulator(submissions=30, seed=8)
+async def test_a_stream_can_be_closed_twice_and_then_yields_nothing(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient
+) -> None:
+    stream = argos_client.iter_submissions(page_size=10)
+    first = await anext(stream)
+    assert first.submission_id == argos_emulator.dataset.expected_ids()[0]
+    await stream.aclose()
+    await stream.aclose()
+    assert [s async for s in stream] == []

@@ -129,13 +129,16 @@ BAD: list[tuple[Call, type[Exception], str]] = [
 
 
 @pytest.mark.parametrize(("call", "error", "name"), BAD)
+@pytest.mark.argos_emulator(submissions=5, seed=1)
 async def test_bad_arguments_raise_naming_the_argument_and_send_nothing(
-    call: Call, error: type[Exception], name: str
+    call: Call,
+    error: type[Exception],
+    name: str,
+    argos_emulator: ArgosEmulator,
+    argos_client: ArgosClient,
 ) -> None:
-    async with ArgosEmulator(submissions=5, seed=1) as emu:
-        async with ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos:
-            with pytest.raises(error, match=name):
-                result = call(argos)
-                if isinstance(result, Awaitable):
-                    await result
-        assert emu.requests == []
+    with pytest.raises(error, match=name):
+        result = call(argos_client)
+        if isinstance(result, Awaitable):
+            await result
+    assert argos_emulator.requests == []

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import date, timedelta
 from typing import Any
 
@@ -43,14 +41,11 @@ class Recorder:
         self.calls.clear()
 
 
-@asynccontextmanager
-async def argos_for(**emulator_options: Any) -> AsyncIterator[tuple[ArgosEmulator, ArgosClient]]:
-    options: dict[str, Any] = {"submissions": 3000, "seed": 12, **emulator_options}
-    async with (
-        ArgosEmulator(**options) as emu,
-        ArgosClient(api_key=emu.api_key, base_url=emu.url, backoff_base=0.001) as argos,
-    ):
-        yield emu, argos
+@pytest.fixture
+def argos_emulator_options() -> dict[str, Any]:
+    """The emulator of every test here (the plugin's ``argos_emulator``, with ``argos_client``
+    bound to it), unless the test's marker says otherwise."""
+    return {"submissions": 3000, "seed": 12}
 
 
 def reconciler(
@@ -65,31 +60,33 @@ def window_ids(emu: ArgosEmulator) -> list[str]:
     return emu.dataset.expected_ids(start_date=FIRST_DAY, end_date=TODAY)
 
 
-async def test_the_first_pass_reports_every_submission_in_the_window_once() -> None:
-    async with argos_for() as (emu, argos):
-        recorder, store = Recorder(), MemoryStateStore()
-        stats = await reconciler(argos, store, recorder, shards=3, page_size=7).run_once()
-    expected = window_ids(emu)
+async def test_the_first_pass_reports_every_submission_in_the_window_once(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient
+) -> None:
+    recorder, store = Recorder(), MemoryStateStore()
+    stats = await reconciler(argos_client, store, recorder, shards=3, page_size=7).run_once()
+    expected = window_ids(argos_emulator)
     assert len(expected) > 20
     assert sorted(recorder.ids()) == sorted(expected)  # each exactly once
     assert all(previous is None for _, previous in recorder.calls)
     assert stats == PassStats(FIRST_DAY, TODAY, seen=len(expected), changed=len(expected))
     assert set(store.states) == set(expected)
     # Nothing outside the window was asked for.
-    assert {r.query["start_date"] for r in emu.requests} <= {
+    assert {r.query["start_date"] for r in argos_emulator.requests} <= {
         (FIRST_DAY + timedelta(days=d)).isoformat() for d in range(LOOKBACK)
     }
 
 
-async def test_a_second_pass_without_changes_reports_nothing() -> None:
-    async with argos_for() as (emu, argos):
-        recorder = Recorder()
-        worker = reconciler(argos, MemoryStateStore(), recorder)
-        await worker.run_once()
-        recorder.clear()
-        stats = await worker.run_once()
+async def test_a_second_pass_without_changes_reports_nothing(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient
+) -> None:
+    recorder = Recorder()
+    worker = reconciler(argos_client, MemoryStateStore(), recorder)
+    await worker.run_once()
+    recorder.clear()
+    stats = await worker.run_once()
     assert recorder.calls == []
-    assert stats.seen == len(window_ids(emu))
+    assert stats.seen == len(window_ids(argos_emulator))
     assert stats.changed == stats.failed == 0
     assert worker.passes == 2
     assert worker.last_stats == stats
@@ -110,28 +107,27 @@ def first_with_result(emu: ArgosEmulator, result: str) -> str:
     [("pending", "approved"), ("pending", "rejected"), ("incomplete", "rejected")],
 )
 async def test_a_decision_made_between_passes_is_reported_by_the_next_pass(
-    before: str, after: str
+    before: str, after: str, argos_emulator: ArgosEmulator, argos_client: ArgosClient
 ) -> None:
-    async with argos_for() as (emu, argos):
-        recorder, store = Recorder(), MemoryStateStore()
-        worker = reconciler(argos, store, recorder, page_size=10)
-        await worker.run_once()
-        target = first_with_result(emu, before)
-        seen = store.states[target]
-        assert seen.kyc_result == before
-        assert seen.kyc_result_at is None
-        recorder.clear()
+    recorder, store = Recorder(), MemoryStateStore()
+    worker = reconciler(argos_client, store, recorder, page_size=10)
+    await worker.run_once()
+    target = first_with_result(argos_emulator, before)
+    seen = store.states[target]
+    assert seen.kyc_result == before
+    assert seen.kyc_result_at is None
+    recorder.clear()
 
-        # The provider decides it after the first pass has served it.
-        emu.update(target, kyc={"result": after})
-        stats = await worker.run_once()
-        looked_up = await argos.get_submission(target)
+    # The provider decides it after the first pass has served it.
+    argos_emulator.update(target, kyc={"result": after})
+    stats = await worker.run_once()
+    looked_up = await argos_client.get_submission(target)
 
-        recorder.clear()
-        third = await worker.run_once()
+    recorder.clear()
+    third = await worker.run_once()
     assert recorder.calls == []  # a third pass finds nothing new
     assert third.changed == 0
-    assert stats == PassStats(FIRST_DAY, TODAY, seen=len(window_ids(emu)), changed=1)
+    assert stats == PassStats(FIRST_DAY, TODAY, seen=len(window_ids(argos_emulator)), changed=1)
     state = store.states[target]
     assert state.kyc_result == after
     assert seen.updated_at is not None
@@ -148,16 +144,17 @@ async def test_a_decision_made_between_passes_is_reported_by_the_next_pass(
         assert state.aml_status == "Not Screened"
 
 
-async def test_the_change_is_the_only_delivery_and_carries_the_previous_state() -> None:
-    async with argos_for() as (emu, argos):
-        recorder, store = Recorder(), MemoryStateStore()
-        worker = reconciler(argos, store, recorder, shards=2, page_size=7)
-        await worker.run_once()
-        target = first_with_result(emu, "pending")
-        previous_state = store.states[target]
-        recorder.clear()
-        emu.update(target, kyc={"result": "approved"})
-        await worker.run_once()
+async def test_the_change_is_the_only_delivery_and_carries_the_previous_state(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient
+) -> None:
+    recorder, store = Recorder(), MemoryStateStore()
+    worker = reconciler(argos_client, store, recorder, shards=2, page_size=7)
+    await worker.run_once()
+    target = first_with_result(argos_emulator, "pending")
+    previous_state = store.states[target]
+    recorder.clear()
+    argos_emulator.update(target, kyc={"result": "approved"})
+    await worker.run_once()
     assert recorder.ids() == [target]
     submission, previous = recorder.calls[0]
     assert previous == previous_state
@@ -165,16 +162,17 @@ async def test_the_change_is_the_only_delivery_and_carries_the_previous_state() 
     assert submission.kyc.result == "approved"
 
 
-async def test_an_aml_screening_that_moves_on_is_a_change() -> None:
-    async with argos_for() as (emu, argos):
-        recorder, store = Recorder(), MemoryStateStore()
-        worker = reconciler(argos, store, recorder)
-        await worker.run_once()
-        target = first_with_result(emu, "approved")
-        recorder.clear()
-        red_flag = {"risk_level_summary": "High", "currentstatus": "Red Flag", "matches": []}
-        emu.update(target, aml=red_flag)
-        await worker.run_once()
+async def test_an_aml_screening_that_moves_on_is_a_change(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient
+) -> None:
+    recorder, store = Recorder(), MemoryStateStore()
+    worker = reconciler(argos_client, store, recorder)
+    await worker.run_once()
+    target = first_with_result(argos_emulator, "approved")
+    recorder.clear()
+    red_flag = {"risk_level_summary": "High", "currentstatus": "Red Flag", "matches": []}
+    argos_emulator.update(target, aml=red_flag)
+    await worker.run_once()
     assert recorder.ids() == [target]
     submission, previous = recorder.calls[0]
     assert previous is not None
@@ -187,34 +185,33 @@ async def test_an_aml_screening_that_moves_on_is_a_change() -> None:
 
 
 async def test_a_failing_callback_leaves_the_submission_unacknowledged(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, argos_emulator: ArgosEmulator, argos_client: ArgosClient
 ) -> None:
-    async with argos_for() as (emu, argos):
-        unlucky = window_ids(emu)[2]
-        recorder, store = Recorder(failing={unlucky}), MemoryStateStore()
-        worker = reconciler(argos, store, recorder)
-        with caplog.at_level(logging.ERROR, logger="examples.worker"):
-            first = await worker.run_once()
-        assert first.failed == 1
-        assert first.changed == len(window_ids(emu)) - 1
-        assert unlucky not in recorder.ids()
-        assert unlucky not in store.states
-        assert f"on_change failed for submission {unlucky}" in caplog.text
+    unlucky = window_ids(argos_emulator)[2]
+    recorder, store = Recorder(failing={unlucky}), MemoryStateStore()
+    worker = reconciler(argos_client, store, recorder)
+    with caplog.at_level(logging.ERROR, logger="examples.worker"):
+        first = await worker.run_once()
+    assert first.failed == 1
+    assert first.changed == len(window_ids(argos_emulator)) - 1
+    assert unlucky not in recorder.ids()
+    assert unlucky not in store.states
+    assert f"on_change failed for submission {unlucky}" in caplog.text
 
-        # Still failing: delivered again, and again not acknowledged.
-        recorder.clear()
-        again = await worker.run_once()
-        assert (again.failed, again.changed, recorder.ids()) == (1, 0, [])
+    # Still failing: delivered again, and again not acknowledged.
+    recorder.clear()
+    again = await worker.run_once()
+    assert (again.failed, again.changed, recorder.ids()) == (1, 0, [])
 
-        # The downstream is back: delivered once more, then acknowledged for good.
-        recorder.failing.clear()
-        third = await worker.run_once()
-        assert recorder.ids() == [unlucky]
-        assert recorder.calls[0][1] is None
-        assert (third.failed, third.changed) == (0, 1)
-        recorder.clear()
-        await worker.run_once()
-        assert recorder.calls == []
+    # The downstream is back: delivered once more, then acknowledged for good.
+    recorder.failing.clear()
+    third = await worker.run_once()
+    assert recorder.ids() == [unlucky]
+    assert recorder.calls[0][1] is None
+    assert (third.failed, third.changed) == (0, 1)
+    recorder.clear()
+    await worker.run_once()
+    assert recorder.calls == []
 
 
 async def stop(task: asyncio.Task[None]) -> None:
@@ -224,85 +221,90 @@ async def stop(task: asyncio.Task[None]) -> None:
         await task
 
 
-async def test_run_forever_runs_passes_until_cancelled() -> None:
-    async with argos_for(latency=0.002) as (emu, argos):
-        recorder = Recorder()
-        worker = reconciler(argos, MemoryStateStore(), recorder, page_size=5)
-        task = asyncio.create_task(worker.run_forever(0.01))
-        await wait_until(lambda: worker.passes >= 3)
-        await stop(task)
-        await wait_until(lambda: emu.in_flight == 0)
-    # Every submission once, however many passes ran.
-    assert sorted(recorder.ids()) == sorted(window_ids(emu))
-
-
-async def test_cancelling_run_forever_mid_pass_stops_it_cleanly() -> None:
-    async with argos_for(latency=0.05) as (emu, argos):
-        recorder = Recorder()
-        worker = reconciler(argos, MemoryStateStore(), recorder, shards=2, page_size=3)
-        task = asyncio.create_task(worker.run_forever(60))
-        await wait_until(lambda: len(recorder.calls) >= 3)
-        await stop(task)
-        assert worker.passes == 0  # it was stopped inside its first pass
-        await wait_until(lambda: emu.in_flight == 0)
-
-
-async def test_a_pass_that_hangs_is_cut_off_and_the_next_one_runs(
-    caplog: pytest.LogCaptureFixture,
+@pytest.mark.argos_emulator(latency=0.002)
+async def test_run_forever_runs_passes_until_cancelled(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient
 ) -> None:
-    # The first list request hangs far beyond the pass timeout.
-    async with argos_for(faults=FaultPlan([Delay(30, at=1)])) as (emu, argos):
-        recorder = Recorder()
-        worker = reconciler(argos, MemoryStateStore(), recorder, shards=1)
-        with caplog.at_level(logging.WARNING, logger="examples.worker"):
-            task = asyncio.create_task(worker.run_forever(0.05, pass_timeout=0.3))
-            await wait_until(lambda: worker.passes >= 1)
-            await stop(task)
-        assert "reconciliation pass cancelled after 0.3 s" in caplog.text
-        assert sorted(recorder.ids()) == sorted(window_ids(emu))
-        await wait_until(lambda: emu.in_flight == 0)
+    recorder = Recorder()
+    worker = reconciler(argos_client, MemoryStateStore(), recorder, page_size=5)
+    task = asyncio.create_task(worker.run_forever(0.01))
+    await wait_until(lambda: worker.passes >= 3)
+    await stop(task)
+    await wait_until(lambda: argos_emulator.in_flight == 0)
+    # Every submission once, however many passes ran.
+    assert sorted(recorder.ids()) == sorted(window_ids(argos_emulator))
 
 
-async def test_a_slow_callback_is_cut_off_by_the_pass_timeout() -> None:
-    async with argos_for() as (emu, argos):
-        slow_once = {window_ids(emu)[1]}
+@pytest.mark.argos_emulator(latency=0.05)
+async def test_cancelling_run_forever_mid_pass_stops_it_cleanly(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient
+) -> None:
+    recorder = Recorder()
+    worker = reconciler(argos_client, MemoryStateStore(), recorder, shards=2, page_size=3)
+    task = asyncio.create_task(worker.run_forever(60))
+    await wait_until(lambda: len(recorder.calls) >= 3)
+    await stop(task)
+    assert worker.passes == 0  # it was stopped inside its first pass
+    await wait_until(lambda: argos_emulator.in_flight == 0)
 
-        async def on_change(submission: Submission, previous: SubmissionState | None) -> None:
-            if submission.submission_id in slow_once:
-                slow_once.clear()
-                await asyncio.sleep(30)
-            await recorder(submission, previous)
 
-        recorder = Recorder()
-        worker = Reconciler(
-            argos,
-            MemoryStateStore(),
-            on_change,
-            lookback_days=LOOKBACK,
-            today=lambda: TODAY,
-            shards=2,
-            page_size=4,
-        )
-        task = asyncio.create_task(worker.run_forever(0.01, pass_timeout=0.2))
+# The first list request hangs far beyond the pass timeout.
+@pytest.mark.argos_emulator(faults=FaultPlan([Delay(30, at=1)]))
+async def test_a_pass_that_hangs_is_cut_off_and_the_next_one_runs(
+    caplog: pytest.LogCaptureFixture, argos_emulator: ArgosEmulator, argos_client: ArgosClient
+) -> None:
+    recorder = Recorder()
+    worker = reconciler(argos_client, MemoryStateStore(), recorder, shards=1)
+    with caplog.at_level(logging.WARNING, logger="examples.worker"):
+        task = asyncio.create_task(worker.run_forever(0.05, pass_timeout=0.3))
         await wait_until(lambda: worker.passes >= 1)
         await stop(task)
-    assert sorted(recorder.ids()) == sorted(window_ids(emu))
+    assert "reconciliation pass cancelled after 0.3 s" in caplog.text
+    assert sorted(recorder.ids()) == sorted(window_ids(argos_emulator))
+    await wait_until(lambda: argos_emulator.in_flight == 0)
 
 
-async def test_a_failed_pass_is_logged_and_the_loop_goes_on(
-    caplog: pytest.LogCaptureFixture,
+async def test_a_slow_callback_is_cut_off_by_the_pass_timeout(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient
 ) -> None:
-    async with argos_for(faults=FaultPlan([QuotaExceeded(at=1)])) as (emu, argos):
-        recorder = Recorder()
-        worker = reconciler(argos, MemoryStateStore(), recorder, shards=2)
-        with caplog.at_level(logging.ERROR, logger="examples.worker"):
-            task = asyncio.create_task(worker.run_forever(0.01))
-            await wait_until(lambda: worker.passes >= 1)
-            await stop(task)
-        assert "reconciliation pass failed" in caplog.text
-        assert "Limit Exceeded" in caplog.text
-        assert emu.api_key not in caplog.text
-        assert sorted(recorder.ids()) == sorted(window_ids(emu))
+    slow_once = {window_ids(argos_emulator)[1]}
+
+    async def on_change(submission: Submission, previous: SubmissionState | None) -> None:
+        if submission.submission_id in slow_once:
+            slow_once.clear()
+            await asyncio.sleep(30)  # far beyond the pass timeout
+        await recorder(submission, previous)
+
+    recorder = Recorder()
+    worker = Reconciler(
+        argos_client,
+        MemoryStateStore(),
+        on_change,
+        lookback_days=LOOKBACK,
+        today=lambda: TODAY,
+        shards=2,
+        page_size=4,
+    )
+    task = asyncio.create_task(worker.run_forever(0.01, pass_timeout=0.2))
+    await wait_until(lambda: worker.passes >= 1)
+    await stop(task)
+    assert sorted(recorder.ids()) == sorted(window_ids(argos_emulator))
+
+
+@pytest.mark.argos_emulator(faults=FaultPlan([QuotaExceeded(at=1)]))
+async def test_a_failed_pass_is_logged_and_the_loop_goes_on(
+    caplog: pytest.LogCaptureFixture, argos_emulator: ArgosEmulator, argos_client: ArgosClient
+) -> None:
+    recorder = Recorder()
+    worker = reconciler(argos_client, MemoryStateStore(), recorder, shards=2)
+    with caplog.at_level(logging.ERROR, logger="examples.worker"):
+        task = asyncio.create_task(worker.run_forever(0.01))
+        await wait_until(lambda: worker.passes >= 1)
+        await stop(task)
+    assert "reconciliation pass failed" in caplog.text
+    assert "Limit Exceeded" in caplog.text
+    assert argos_emulator.api_key not in caplog.text
+    assert sorted(recorder.ids()) == sorted(window_ids(argos_emulator))
 
 
 def test_states_round_trip_through_json_for_a_persistent_store() -> None:
@@ -311,16 +313,16 @@ def test_states_round_trip_through_json_for_a_persistent_store() -> None:
     assert msgspec.json.decode(data, type=SubmissionState) == state
 
 
-async def test_bad_arguments_are_refused() -> None:
-    async with argos_for(submissions=10) as (_, argos):
-        with pytest.raises(ValueError, match="lookback_days"):
-            Reconciler(argos, MemoryStateStore(), Recorder(), lookback_days=0)
-        with pytest.raises(ValueError, match="shards"):
-            Reconciler(argos, MemoryStateStore(), Recorder(), shards=0)
-        with pytest.raises(ValueError, match="page_size"):
-            Reconciler(argos, MemoryStateStore(), Recorder(), page_size=2001)
-        worker = reconciler(argos, MemoryStateStore(), Recorder())
-        with pytest.raises(ValueError, match="interval"):
-            await worker.run_forever(0)
-        with pytest.raises(ValueError, match="pass_timeout"):
-            await worker.run_forever(1, pass_timeout=0)
+@pytest.mark.argos_emulator(submissions=10)
+async def test_bad_arguments_are_refused(argos_client: ArgosClient) -> None:
+    with pytest.raises(ValueError, match="lookback_days"):
+        Reconciler(argos_client, MemoryStateStore(), Recorder(), lookback_days=0)
+    with pytest.raises(ValueError, match="shards"):
+        Reconciler(argos_client, MemoryStateStore(), Recorder(), shards=0)
+    with pytest.raises(ValueError, match="page_size"):
+        Reconciler(argos_client, MemoryStateStore(), Recorder(), page_size=2001)
+    worker = reconciler(argos_client, MemoryStateStore(), Recorder())
+    with pytest.raises(ValueError, match="interval"):
+        await worker.run_forever(0)
+    with pytest.raises(ValueError, match="pass_timeout"):
+        await worker.run_forever(1, pass_timeout=0)
