@@ -3,6 +3,8 @@
 Start with ``ArgosClient``; see the README for a tour.
 """
 
+import logging as _logging
+
 from ._backfill import Backfill, BackfillStats
 from ._client import ArgosClient, ClientStats
 from ._fanout import Batch, BatchResult
@@ -76,3 +78,7 @@ __all__ = [
     "Submission",
     "__version__",
 ]
+
+# A library's logger stays silent until the application configures logging: without this,
+# Python's last-resort handler would print the library's warnings to stderr.
+_logging.getLogger("argos_async").addHandler(_logging.NullHandler())

@@ -19,7 +19,7 @@ import asyncio
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
@@ -41,12 +41,15 @@ class Window:
 
 def windows_between(start: date, end: date, days: int) -> list[Window]:
     """``start`` to ``end`` (inclusive) cut into windows of ``days`` days, oldest first."""
+    # On day numbers: date arithmetic would overflow past 9999-12-31 (a window reaching
+    # beyond the calendar, or the day after the last one).
     windows = []
-    first = start
-    while first <= end:
-        last = min(first + timedelta(days=days - 1), end)
-        windows.append(Window(first.isoformat(), first, last))
-        first = last + timedelta(days=1)
+    first, final = start.toordinal(), end.toordinal()
+    while first <= final:
+        last = min(first + days - 1, final)
+        window_start, window_end = date.fromordinal(first), date.fromordinal(last)
+        windows.append(Window(window_start.isoformat(), window_start, window_end))
+        first = last + 1
     return windows
 
 

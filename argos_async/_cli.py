@@ -30,8 +30,9 @@ import msgspec
 from ._backfill import Backfill
 from ._checkpoint import Checkpoint
 from ._client import ArgosClient
-from ._progress import Progress, showing_log
-from .errors import ArgosError, CheckpointError
+from ._progress import Progress, counted, showing_log
+from ._protocol.checks import check_api_key
+from .errors import ArgosError, AuthenticationError, CheckpointError
 from .models import Page
 
 DEMO_SUBMISSIONS = 100_000
@@ -162,11 +163,18 @@ def _api_key(args: argparse.Namespace) -> str:
             ) from None
         if not key:
             raise _Usage(f"--api-key-file: {args.api_key_file} is empty")
-        return key
+        return _checked_key(key, f"--api-key-file: the key in {args.api_key_file}")
     key = os.environ.get("ARGOS_API_KEY", "").strip()
     if not key:
         raise _Usage("set ARGOS_API_KEY or pass --api-key-file, or pass --demo to try the emulator")
-    return key
+    return _checked_key(key, "ARGOS_API_KEY")
+
+
+def _checked_key(key: str, where: str) -> str:
+    try:
+        return check_api_key(key, where)
+    except ValueError as exc:
+        raise _Usage(str(exc)) from None
 
 
 def _backfill(client: ArgosClient, args: argparse.Namespace, checkpoint: Path | None) -> Backfill:
@@ -248,6 +256,15 @@ async def _run_export(client: ArgosClient, args: argparse.Namespace) -> int:
                             checkpoint.extra[OUTPUT_BYTES] = file.tell()
                             checkpoint.extra[OUTPUT_ITEMS] = written
                             show()
+            except AuthenticationError as exc:
+                # Running again would be refused again: the key is what needs fixing.
+                progress.close()
+                print(
+                    f"argos-async: the API key was refused ({exc}); check ARGOS_API_KEY or "
+                    "--api-key-file",
+                    file=sys.stderr,
+                )
+                return 1
             except (ArgosError, OSError) as exc:
                 progress.close()
                 problem = exc if isinstance(exc, ArgosError) else f"cannot write: {exc}"
@@ -287,13 +304,16 @@ def _resume_point(args: argparse.Namespace, out: Path, size: int, checkpoint: Ch
 
 
 def _summary(progress: Progress, out: Path, resumed: bool, total: int | None) -> str:
-    pace = f"({progress.rate():,.0f} items/s, {progress.retries:,} retries)"
-    counts = f"{progress.items:,} submissions in {progress.pages:,} pages"
+    pace = f"({progress.rate():,.0f} items/s, {counted(progress.retries, 'retry', 'retries')})"
+    counts = (
+        f"{counted(progress.items, 'submission', 'submissions')} "
+        f"in {counted(progress.pages, 'page', 'pages')}"
+    )
     if not resumed:
         return f"Exported {counts} in {progress.elapsed:.1f} s {pace} to {out}"
     text = f"Resumed: exported {counts} in {progress.elapsed:.1f} s this run {pace}"
     if total is not None:
-        text += f"; {out} now holds {total:,} submissions in all"
+        text += f"; {out} now holds {counted(total, 'submission', 'submissions')} in all"
     return text
 
 

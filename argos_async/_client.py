@@ -112,7 +112,7 @@ class ArgosClient:
             api_key = os.environ.get("ARGOS_API_KEY")
             if not api_key:
                 raise ValueError("api_key is required: pass api_key= or set ARGOS_API_KEY")
-        api_key = checks.check_text("api_key", api_key)
+        api_key = checks.check_api_key(api_key)
         if base_url is None:
             base_url = os.environ.get("ARGOS_BASE_URL") or DEFAULT_BASE_URL
         self.base_url = checks.check_base_url(base_url)

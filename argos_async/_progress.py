@@ -91,8 +91,9 @@ class Progress:
 
     def line(self) -> str:
         text = (
-            f"{self.items:,} items · {self.pages:,} pages · {self.rate():,.0f} items/s · "
-            f"{self.retries:,} retries · {self.elapsed:.1f} s"
+            f"{counted(self.items, 'item', 'items')} · {counted(self.pages, 'page', 'pages')} · "
+            f"{self.rate():,.0f} items/s · {counted(self.retries, 'retry', 'retries')} · "
+            f"{self.elapsed:.1f} s"
         )
         if self.fraction is not None:
             text = f"{self.fraction:6.1%} · " + text
@@ -132,3 +133,8 @@ def showing_log(progress: Progress, level: int = logging.WARNING) -> Iterator[No
         yield
     finally:
         logger.removeHandler(handler)
+
+
+def counted(n: int, one: str, many: str) -> str:
+    """``1 retry``, ``2 retries``: a count that reads naturally."""
+    return f"{n:,} {one if n == 1 else many}"

@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from .errors import ArgosError
+
 if sys.version_info < (3, 11):  # pragma: no cover - exercised on Python 3.10 only
     from exceptiongroup import BaseExceptionGroup
 
@@ -34,14 +36,26 @@ async def stop(task: asyncio.Future[Any]) -> None:
 
 @contextmanager
 def single_errors() -> Iterator[None]:
-    """Re-raises a task group's group of one exception as that exception: the input's own
-    error or a bug should reach the caller as itself."""
+    """Re-raises a task group's exceptions as one: a group of one as that exception, and a
+    group holding API errors (a wrong key fails every shard at once) as the first of them, the
+    rest kept as its cause. A group of bugs only stays a group: none of them may be hidden."""
     try:
         yield
     except BaseExceptionGroup as group:
         if len(group.exceptions) == 1:
             raise group.exceptions[0] from None
+        first = next((e for e in _leaves(group) if isinstance(e, ArgosError)), None)
+        if first is not None:
+            raise first from group
         raise
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            yield from _leaves(error)
+        else:
+            yield error
 
 
 # anyio's send() and receive() always pass through the event loop once, even when the item can

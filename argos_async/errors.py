@@ -104,7 +104,8 @@ class APIStatusError(APIError):
         super().__init__(message)
 
     def __str__(self) -> str:
-        text = f"{self.status} {self.message}"
+        # A lookup that matched nothing is a 200: no status code to show in front of it.
+        text = self.message if self.status == 200 else f"{self.status} {self.message}"
         if self.request_id:
             text += f" (request id {self.request_id})"
         return text

@@ -130,8 +130,25 @@ async def test_api_error_exits_1_with_its_message_and_never_echoes_the_key(
     stderr = result.stderr.decode()
     assert result.returncode == 1
     assert "403 Forbidden" in stderr
-    assert "--resume" in stderr
+    # A refused key is refused again on a resume: the key is what to fix, and where it is set.
+    assert "API key was refused" in stderr
+    assert "ARGOS_API_KEY" in stderr
+    assert "--resume" not in stderr
     assert "wrong-key-123" not in stderr + result.stdout.decode()
+
+
+async def test_another_api_error_exits_1_and_says_how_to_resume(tmp_path: Path) -> None:
+    plan = FaultPlan([Status(400, path="/v3/submission")])
+    async with ArgosEmulator(submissions=10, seed=1, faults=plan) as emu:
+        result = await anyio.run_process(
+            [*EXPORT, "--out", str(tmp_path / "x.jsonl")],
+            env=run_env(ARGOS_API_KEY=emu.api_key, ARGOS_BASE_URL=emu.url),
+            check=False,
+        )
+    stderr = result.stderr.decode()
+    assert result.returncode == 1
+    assert "400 " in stderr
+    assert "--resume" in stderr
 
 
 def run(args: list[str], **env: str) -> subprocess.CompletedProcess[bytes]:
@@ -269,7 +286,7 @@ def test_a_log_line_is_written_above_the_progress_line_not_into_it() -> None:
     # What a terminal shows: each \r starts the line over, each \n keeps it.
     screen = [line.split("\r")[-1].rstrip() for line in stream.getvalue().split("\n")]
     assert screen[0] == "argos-async: GET /v3/submission: 503; retry 1 of 5"
-    assert screen[1].startswith("40 items · 1 pages")
+    assert screen[1].startswith("40 items · 1 page ·")
     assert "not shown" not in stream.getvalue()
 
 

@@ -23,6 +23,20 @@ def check_text(name: str, value: object) -> str:
     return value
 
 
+def check_api_key(value: object, name: str = "api_key") -> str:
+    """An API key fit for a header: printable ASCII with no space at either end. The message
+    never shows the key, not even in part."""
+    key = check_text(name, value)
+    if not (key.isascii() and key.isprintable()):
+        raise ValueError(
+            f"{name} holds a control or non-ASCII character (a stray newline or NUL?): "
+            "it cannot be sent in a header"
+        )
+    if key != key.strip():
+        raise ValueError(f"{name} starts or ends with a space")
+    return key
+
+
 def check_optional_text(name: str, value: object) -> str | None:
     """``None``, or what :func:`check_text` accepts."""
     return None if value is None else check_text(name, value)
@@ -134,6 +148,13 @@ def check_base_url(value: object) -> str:
         raise ValueError(
             "base_url must be the API's origin without a path; the client appends /v3/submission"
         )
+    if ":" in parts.netloc.rsplit("]", 1)[-1]:  # a port is given (after an IPv6 literal)
+        try:
+            port = parts.port
+        except ValueError:  # not a number, or past 65535
+            port = None
+        if not port:
+            raise ValueError("base_url has an invalid port: it must be a number from 1 to 65535")
     if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ValueError("base_url must use https: plain http is allowed for loopback hosts only")
     return f"{parts.scheme}://{parts.netloc}"

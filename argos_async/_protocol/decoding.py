@@ -53,6 +53,8 @@ def scan_page(body: bytes) -> tuple[PageKey | None, int]:
         scan = _scan_decoder.decode(body)
     except msgspec.ValidationError as exc:
         raise ResponseDecodeError(f"response does not match the documented shape: {exc}") from None
+    except RecursionError:
+        raise _too_deep(body) from None
     except msgspec.DecodeError:
         raise ResponseDecodeError(
             f"response body is not valid JSON ({len(body)} bytes; cut off?)", incomplete=True
@@ -61,11 +63,18 @@ def scan_page(body: bytes) -> tuple[PageKey | None, int]:
 
 
 def decode_single(body: bytes, submission_id: str) -> Submission:
-    """A single-submission response; an empty ``Items`` list means no such submission."""
+    """The submission with this id in a single-submission response; an empty ``Items`` list
+    means no such submission, an answer that holds only others is not the documented one."""
     items = _decode_envelope(body).items
+    for item in items:
+        if item.submission_id == submission_id:
+            return item
     if not items:
         raise NotFoundError(f"no submission with id {submission_id!r}", status=200)
-    return items[0]
+    raise ResponseDecodeError(
+        f"the answer for submission {submission_id!r} holds {len(items)} other submission(s) "
+        "and not that one"
+    )
 
 
 def decode_applicants(body: bytes) -> list[ApplicantSubmission]:
@@ -76,6 +85,8 @@ def decode_applicants(body: bytes) -> list[ApplicantSubmission]:
         raise ResponseDecodeError(
             f"applicant response is not the documented array: {exc}"
         ) from None
+    except RecursionError:
+        raise _too_deep(body) from None
     except msgspec.DecodeError:
         raise ResponseDecodeError(
             f"applicant response is not valid JSON ({len(body)} bytes; cut off?)",
@@ -90,10 +101,20 @@ def _decode_envelope(body: bytes) -> _Envelope:
     except msgspec.ValidationError:
         # Valid JSON of a shape we did not expect; most often a timestamp in another format.
         return _decode_envelope_leniently(body)
+    except RecursionError:
+        raise _too_deep(body) from None
     except msgspec.DecodeError:
         raise ResponseDecodeError(
             f"response body is not valid JSON ({len(body)} bytes; cut off?)", incomplete=True
         ) from None
+
+
+def _too_deep(body: bytes) -> ResponseDecodeError:
+    # msgspec refuses JSON nested beyond its depth limit with a RecursionError: no documented
+    # answer nests that deep, and a retry would get the same body.
+    return ResponseDecodeError(
+        f"response body nests too deeply to be an answer ({len(body)} bytes)"
+    )
 
 
 def _decode_envelope_leniently(body: bytes) -> _Envelope:

@@ -126,7 +126,7 @@ def decode_cursor(cursor: object, fingerprint: str) -> PageKey:
     try:
         raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         made_for, key_id, created_at = _cursor_decoder.decode(raw)
-    except (binascii.Error, ValueError, msgspec.DecodeError):
+    except (binascii.Error, ValueError, msgspec.DecodeError, RecursionError):
         raise ValueError("cursor is damaged: pass Page.cursor unchanged") from None
     if made_for != fingerprint:
         raise ValueError(

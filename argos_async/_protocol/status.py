@@ -47,7 +47,7 @@ def error_message(body: bytes, known: Iterable[str] = ()) -> str:
     masked (see ``mask_text``), at most 200 characters."""
     try:
         document = msgspec.json.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # not JSON, or nested past msgspec's limit
         document = None
     text = ""
     if isinstance(document, dict):

@@ -14,7 +14,7 @@ import math
 import re
 import time
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from email.utils import format_datetime
 from typing import Final
@@ -189,8 +189,10 @@ def parse_query_date(value: date | str) -> date:
 def day_bounds(start: date | None, end: date | None) -> tuple[str | None, str | None]:
     """Returns created_at string bounds [lo, hi) for inclusive UTC calendar days."""
     lo = start.isoformat() if start is not None else None
-    # "YYYY-MM-DD" sorts before every timestamp of that day and after every one of the day before.
-    hi = (end + timedelta(days=1)).isoformat() if end is not None else None
+    # "YYYY-MM-DD" sorts before every timestamp of that day and after every one of the day
+    # before; "YYYY-MM-DD~" after every one of that day ("~" is the highest printable ASCII),
+    # with no next day to compute, so 9999-12-31 is a day like any other.
+    hi = f"{end.isoformat()}~" if end is not None else None
     return lo, hi
 
 

@@ -1,0 +1,286 @@
+"""Hostile servers and odd input: a typed error every time, never a crash, a group or a loss.
+
+The hostile answers are faults defined here and served by the emulator over loopback HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import msgspec
+import pytest
+from aiohttp import web
+from support import FAST, REPO, client_for, serve_process
+
+from argos_async import (
+    ArgosClient,
+    AuthenticationError,
+    NotFoundError,
+    ResponseDecodeError,
+    ServerError,
+)
+from argos_async._backfill import windows_between
+from argos_async.testing import ArgosEmulator, Dataset, FaultPlan
+from argos_async.testing._faults import Fault, FaultContext
+
+pytestmark = pytest.mark.anyio
+
+PATH = "/v3/submission"
+DEEP = b"[" * 1000 + b"]" * 1000  # 2 kB that msgspec will not decode: nested past its limit
+
+
+@dataclass(frozen=True, repr=False)
+class Body(Fault):
+    """Answers with this body and status instead of the emulator."""
+
+    body: bytes = b""
+    status: int = 200
+
+    async def respond(self, request: web.Request, ctx: FaultContext) -> web.StreamResponse | None:
+        return web.Response(body=self.body, status=self.status, content_type="application/json")
+
+
+def deep_item(submission_id: str) -> bytes:
+    return b'{"Items":[{"submission_id":"' + submission_id.encode() + b'","x":' + DEEP + b"}]}"
+
+
+# ---------------------------------------------------------------------------------------------
+# One error, never a group.
+
+
+@pytest.mark.parametrize("run", range(5))
+async def test_every_shard_failing_at_once_raises_one_api_error_not_a_group(run: int) -> None:
+    # The emulator's latency lets all eight shards' first requests be in flight at once, so
+    # their 403s come back together: the case that used to surface as an ExceptionGroup.
+    async with (
+        ArgosEmulator(submissions=2_000, seed=run, latency=0.02) as emu,
+        client_for(emu, api_key="wrong") as argos,
+    ):
+        with pytest.raises(AuthenticationError):
+            async for _ in argos.backfill("2025-01-01", "2025-03-01", shards=8):
+                pass
+        assert len(emu.requests) >= 2
+
+
+def test_the_cli_says_a_refused_key_in_one_line_and_exits_1(tmp_path: Path) -> None:
+    with serve_process("--submissions", "500") as (_, line):
+        url = line.split()[4]  # "Argos emulator listening on URL (...)"
+        done = subprocess.run(
+            [
+                sys.executable, "-m", "argos_async", "export",
+                "--out", str(tmp_path / "out.jsonl"), "--start-date", "2025-01-01",
+                "--end-date", "2025-03-01", "--shards", "8",
+            ],
+            cwd=REPO,
+            env={"ARGOS_API_KEY": "wrong", "ARGOS_BASE_URL": url, "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "ExceptionGroup" not in done.stderr
+    assert len([line for line in done.stderr.splitlines() if line.strip()]) == 1, done.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Bodies nested past msgspec's depth limit.
+
+
+async def test_deep_nesting_is_a_decode_error_on_every_path() -> None:
+    sid = "deep-1"
+    lookups: list[tuple[Fault, Callable[[ArgosClient], Awaitable[object]]]] = [
+        (Body(body=deep_item(sid), path=PATH), lambda a: a.get_submission(sid)),
+        (
+            Body(body=b'[{"submission_id":"a","x":' + DEEP + b"}]", path=f"{PATH}/applicant"),
+            lambda a: a.get_applicant_submissions("x"),
+        ),
+    ]
+    for fault, call in lookups:
+        async with (
+            ArgosEmulator(submissions=5, seed=1, faults=FaultPlan([fault])) as emu,
+            client_for(emu, FAST) as argos,
+        ):
+            with pytest.raises(ResponseDecodeError, match="nests too deeply"):
+                await call(argos)
+    plan = FaultPlan([Body(body=deep_item(sid))])  # list requests only
+    async with (
+        ArgosEmulator(submissions=5, seed=1, faults=plan) as emu,
+        client_for(emu, FAST) as argos,
+    ):
+        for listing in (argos.iter_submissions, argos.iter_pages):
+            with pytest.raises(ResponseDecodeError, match="nests too deeply"):
+                async for _ in listing(page_size=10):
+                    pass
+
+
+async def test_a_deeply_nested_error_body_is_the_status_error_with_its_excerpt() -> None:
+    plan = FaultPlan([Body(body=DEEP, status=500, path=PATH)])
+    async with (
+        ArgosEmulator(submissions=50, seed=1, faults=plan) as emu,
+        client_for(emu, FAST, max_retries=1) as argos,
+    ):
+        with pytest.raises(ServerError) as info:
+            await argos.get_submission(emu.dataset.ids[0])
+    assert info.value.status == 500
+    assert info.value.body.startswith("[[[[")
+    assert len(info.value.body) <= 500
+
+
+async def test_a_deeply_nested_answer_fails_its_own_key_in_a_batch() -> None:
+    ids = list(Dataset.generate(50, 1).ids[:10])
+    poisoned = ids[3]
+
+    @dataclass(frozen=True, repr=False)
+    class DeepFor(Fault):
+        async def respond(
+            self, request: web.Request, ctx: FaultContext
+        ) -> web.StreamResponse | None:
+            if ctx.query.get("submission_id") != poisoned:
+                return None
+            return web.Response(body=deep_item(poisoned), content_type="application/json")
+
+    plan = FaultPlan([DeepFor(path=PATH)])
+    async with (
+        ArgosEmulator(submissions=50, seed=1, faults=plan) as emu,
+        client_for(emu, FAST) as argos,
+    ):
+        results = {r.key: r async for r in argos.batch_get_submissions(ids)}
+    assert set(results) == set(ids)
+    assert isinstance(results[poisoned].error, ResponseDecodeError)
+    assert all(results[i].ok for i in ids if i != poisoned)
+
+
+# ---------------------------------------------------------------------------------------------
+# A lookup answered with other submissions.
+
+
+def items(*ids: str) -> bytes:
+    return msgspec.json.encode({"Items": [{"submission_id": i} for i in ids]})
+
+
+async def test_an_answer_without_the_id_asked_for_is_a_decode_error() -> None:
+    plan = FaultPlan([Body(body=items("someone-else"), path=PATH)])
+    async with (
+        ArgosEmulator(submissions=5, seed=1, faults=plan) as emu,
+        client_for(emu, FAST) as argos,
+    ):
+        with pytest.raises(ResponseDecodeError, match="'a'"):
+            await argos.get_submission("a")
+
+
+async def test_of_several_items_the_one_asked_for_is_given() -> None:
+    plan = FaultPlan([Body(body=items("x", "a", "y"), path=PATH)])
+    async with (
+        ArgosEmulator(submissions=5, seed=1, faults=plan) as emu,
+        client_for(emu, FAST) as argos,
+    ):
+        sub = await argos.get_submission("a")
+    assert sub.submission_id == "a"
+
+
+async def test_not_found_does_not_read_like_an_http_status() -> None:
+    async with ArgosEmulator(submissions=5, seed=1) as emu, client_for(emu, FAST) as argos:
+        with pytest.raises(NotFoundError) as info:
+            await argos.get_submission("no-such-id")
+    assert str(info.value).startswith("no submission with id 'no-such-id'")
+    assert info.value.status == 200
+
+
+# ---------------------------------------------------------------------------------------------
+# Dates at the end of the calendar.
+
+
+def test_windows_reaching_past_the_calendar_stop_at_its_last_day() -> None:
+    assert windows_between(date.max, date.max, 1)[0].end == date.max
+    (only,) = windows_between(date(9999, 1, 1), date.max, 10**9)
+    assert (only.start, only.end) == (date(9999, 1, 1), date.max)
+    assert len(windows_between(date(9999, 12, 1), date.max, 7)) == 5
+
+
+async def test_a_backfill_on_the_last_day_of_the_calendar_runs() -> None:
+    async with ArgosEmulator(submissions=5, seed=1) as emu, client_for(emu, FAST) as argos:
+        assert [s async for s in argos.backfill("9999-12-31", "9999-12-31")] == []
+        huge = argos.backfill("2025-01-01", "9999-12-31", window_days=10**9)
+        assert huge.stats.windows == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Keys and URLs refused at construction.
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["k\r\nX-Injected: y", "k\ny", "k\0y", "k\x7fy", "k\ty", "ключ-секрет", " k", "k "],
+)
+def test_a_key_that_cannot_be_a_header_is_refused_at_construction_unechoed(key: str) -> None:
+    with pytest.raises(ValueError, match="api_key") as info:
+        ArgosClient(api_key=key, base_url="http://127.0.0.1:8080")
+    if len(key.strip()) > 1:
+        assert key.strip() not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:0", "http://127.0.0.1:99999", "http://127.0.0.1:abc", "http://[::1]:"]
+)
+def test_a_base_url_with_an_impossible_port_is_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="base_url"):
+        ArgosClient(api_key="k", base_url=url)
+
+
+@pytest.mark.parametrize("content", ["secret\r\nX: y\n", "sec\0ret"])
+def test_the_cli_refuses_a_key_file_that_cannot_be_a_header(tmp_path: Path, content: str) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text(content)
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "argos_async", "export", "--out", str(tmp_path / "o.jsonl"),
+            "--api-key-file", str(key_file),
+        ],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--api-key-file" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "sec" not in done.stderr
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Logging.
+
+
+def test_an_application_that_never_configured_logging_sees_nothing_on_stderr() -> None:
+    code = """
+import asyncio
+from argos_async import ArgosClient
+from argos_async.testing import ArgosEmulator, FaultPlan, Status
+
+async def main():
+    plan = FaultPlan([Status(503, at=1, path="/v3/submission")])
+    async with ArgosEmulator(submissions=5, seed=1, faults=plan) as emu:
+        async with ArgosClient(api_key=emu.api_key, base_url=emu.url, backoff_base=0.001) as a:
+            await a.get_submission(emu.dataset.ids[0])
+        assert len(emu.requests) == 2  # a retry happened, and its warning was logged
+    print("done")
+
+asyncio.run(main())
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "done"
+    assert done.stderr == ""
+
+
+def test_the_library_logger_has_a_null_handler() -> None:
+    handlers = logging.getLogger("argos_async").handlers
+    assert any(isinstance(h, logging.NullHandler) for h in handlers)
