@@ -268,7 +268,9 @@ class Retrier:
                 if self.budget is not None:
                     cost = self.budget.withdraw(error)
                     if not cost:
-                        logger.warning("%s: retry budget exhausted, not retrying %s", what, error)
+                        logger.warning(
+                            "%s; not retried: the retry budget is spent", _describe(what, error)
+                        )
                         raise
                     spent += cost
                 logger.warning(

@@ -108,3 +108,34 @@ async def test_a_views_deadline_ends_a_call(
 ) -> None:
     with pytest.raises(APITimeoutError, match=r"deadline of 0\.3 s"):
         await argos_client.with_options(deadline=0.3).get_submission(argos_emulator.dataset.ids[0])
+
+
+@pytest.mark.argos_emulator(submissions=300, seed=2)
+async def test_a_batch_validates_its_options_once_however_many_keys_follow(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from argos_async._protocol import checks
+
+    validated: list[str] = []
+    for name in ("check_seconds", "check_optional_seconds", "check_int", "check_request_type"):
+        real = getattr(checks, name)
+
+        def spy(*args: object, _real: object = real, _name: str = name, **kwargs: object) -> object:
+            validated.append(_name)
+            return _real(*args, **kwargs)  # type: ignore[operator]
+
+        monkeypatch.setattr(checks, name, spy)
+    real_replace = RequestOptions.replace
+
+    def replace(self: RequestOptions, **changes: object) -> RequestOptions:
+        validated.append("RequestOptions.replace")
+        return real_replace(self, **changes)
+
+    monkeypatch.setattr(RequestOptions, "replace", replace)
+    view = argos_client.with_options(deadline=30.0, max_retries=2)
+    batch = view.batch_get_submissions(argos_emulator.dataset.ids, concurrency=8)
+    before = len(validated)
+    assert before > 0  # the batch's own arguments were checked when it was made
+    found = sum([r.ok async for r in batch])
+    assert found == 300
+    assert len(validated) == before  # and nothing per key: not the options, not request_type

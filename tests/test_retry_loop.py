@@ -430,3 +430,16 @@ async def test_counts_are_what_was_sent() -> None:
     await clock.run(retrier.call(Script(clock, status(500), ok()), what=WHAT, options=options()))
     await clock.run(retrier.call(Script(clock, ok()), what=WHAT, options=options()))
     assert (retrier.attempts, retrier.retries) == (3, 1)
+
+
+async def test_a_retry_the_budget_refuses_is_logged_once_naming_the_request_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock(START)
+    caplog.set_level(logging.WARNING, logger="argos_async")
+    retrier = make(clock, budget=RetryBudget(capacity=0))
+    with pytest.raises(APIConnectionError):
+        await clock.run(retrier.call(Script(clock, dropped), what=WHAT, options=options()))
+    assert [r.getMessage() for r in caplog.records] == [
+        "GET /v3/submission failed: ServerDisconnectedError; not retried: the retry budget is spent"
+    ]

@@ -56,9 +56,7 @@ def scan_page(body: bytes) -> tuple[PageKey | None, int]:
     except RecursionError:
         raise _too_deep(body) from None
     except msgspec.DecodeError:
-        raise ResponseDecodeError(
-            f"response body is not valid JSON ({len(body)} bytes; cut off?)", incomplete=True
-        ) from None
+        raise _not_json(body, "response body") from None
     return scan.next_key, len(scan.items)
 
 
@@ -88,10 +86,7 @@ def decode_applicants(body: bytes) -> list[ApplicantSubmission]:
     except RecursionError:
         raise _too_deep(body) from None
     except msgspec.DecodeError:
-        raise ResponseDecodeError(
-            f"applicant response is not valid JSON ({len(body)} bytes; cut off?)",
-            incomplete=True,
-        ) from None
+        raise _not_json(body, "applicant response") from None
 
 
 def _decode_envelope(body: bytes) -> _Envelope:
@@ -104,9 +99,14 @@ def _decode_envelope(body: bytes) -> _Envelope:
     except RecursionError:
         raise _too_deep(body) from None
     except msgspec.DecodeError:
-        raise ResponseDecodeError(
-            f"response body is not valid JSON ({len(body)} bytes; cut off?)", incomplete=True
-        ) from None
+        raise _not_json(body, "response body") from None
+
+
+def _not_json(body: bytes, what: str) -> ResponseDecodeError:
+    # Most often a body cut off in transit: worth asking for again (incomplete=True retries).
+    return ResponseDecodeError(
+        f"{what} is not valid JSON ({len(body)} bytes; cut off?)", incomplete=True
+    )
 
 
 def _too_deep(body: bytes) -> ResponseDecodeError:
