@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import NamedTuple
 
@@ -57,7 +58,9 @@ async def paginate(
     overlaps that request's latency instead of adding to it.
     """
     remaining = max_items
-    seen: set[PageKey] = set() if start is None else {start}
+    guard = LoopGuard()
+    if start is not None:
+        guard.check(start.id)
     resume_from = start_cursor
     read_ahead: asyncio.Task[Fetched] | None = None
 
@@ -85,12 +88,7 @@ async def paginate(
         while True:
             next_key = fetched.next_key
             if next_key is not None:
-                if next_key in seen:
-                    raise PaginationError(
-                        f"the server repeated page key {next_key.id!r} after {len(seen)} "
-                        "pages; stopping instead of looping"
-                    )
-                seen.add(next_key)
+                guard.check(next_key.id)
             if remaining is not None:
                 remaining = max(0, remaining - fetched.item_count)
             more = next_key is not None and remaining != 0
@@ -114,3 +112,40 @@ async def paginate(
     finally:
         if read_ahead is not None:
             await stop(read_ahead)
+
+
+class LoopGuard:
+    """Stops a listing whose server hands out a page id it handed out before.
+
+    The id alone is compared (a page key's ``id`` is the last submission of its page, which
+    no listing delivers twice), so a key that comes back with another ``created_at`` is caught
+    too. Memory stays bounded however long the listing: the last ``window`` ids are kept and
+    checked exactly (A, B, A, B stops at the second A), and beyond them Brent's cycle
+    detection keeps one id, moved forward at doubling strides: a server that loops, however
+    long the loop, hands that id out again within twice the loop's length.
+    """
+
+    def __init__(self, window: int = 1024) -> None:
+        self._window = window
+        self._recent: deque[str] = deque()
+        self._recent_set: set[str] = set()
+        self._saved: str | None = None
+        self._stride = 1
+        self._steps = 0
+        self.pages = 0
+
+    def check(self, page_id: str) -> None:
+        """Records the next page's id; raises ``PaginationError`` if it came before."""
+        if page_id in self._recent_set or page_id == self._saved:
+            raise PaginationError(
+                f"the server repeated page key {page_id!r} after {self.pages} pages; "
+                "stopping instead of looping"
+            )
+        self.pages += 1
+        self._recent.append(page_id)
+        self._recent_set.add(page_id)
+        if len(self._recent) > self._window:
+            self._recent_set.discard(self._recent.popleft())
+        self._steps += 1
+        if self._steps == self._stride:
+            self._saved, self._stride, self._steps = page_id, self._stride * 2, 0

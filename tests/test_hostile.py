@@ -22,12 +22,14 @@ from argos_async import (
     ArgosClient,
     AuthenticationError,
     NotFoundError,
+    PaginationError,
     ResponseDecodeError,
     ServerError,
 )
 from argos_async._backfill import windows_between
 from argos_async.testing import ArgosEmulator, Dataset, FaultPlan
 from argos_async.testing._faults import Fault, FaultContext
+from argos_async.testing._listing import ListPage
 
 pytestmark = pytest.mark.anyio
 
@@ -192,6 +194,35 @@ async def test_not_found_does_not_read_like_an_http_status() -> None:
             await argos.get_submission("no-such-id")
     assert str(info.value).startswith("no submission with id 'no-such-id'")
     assert info.value.status == 200
+
+
+# ---------------------------------------------------------------------------------------------
+# A page id handed out twice.
+
+
+@dataclass(frozen=True, repr=False)
+class SameIdNewDate(Fault):
+    """Every next key after the first names the first page's id again, with a new date."""
+
+    def rewrite_page(self, page: ListPage, ctx: FaultContext) -> ListPage:
+        if page.next_key is None or not ctx.state.next_keys:
+            return page
+        first = next(key for key in ctx.state.next_keys if key is not None)
+        moved = f"2025-06-{len(ctx.state.next_keys) % 28 + 1:02d}T00:00:00.000Z"
+        return ListPage(items=page.items, next_key={"id": first["id"], "created_at": moved})
+
+
+async def test_a_page_id_repeated_with_another_date_stops_the_listing() -> None:
+    plan = FaultPlan([SameIdNewDate()])
+    async with (
+        ArgosEmulator(submissions=3_000, seed=2, faults=plan) as emu,
+        client_for(emu, FAST) as argos,
+    ):
+        with pytest.raises(PaginationError, match="repeated page key") as info:
+            async for _ in argos.iter_pages(page_size=10):
+                pass
+        assert len(emu.requests) <= 3
+    assert info.value.cursor is not None  # resumable from the last page delivered
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 from contextlib import aclosing
 
 import msgspec
 import pytest
 
 from argos_async import PaginationError, ServerError
-from argos_async._pagination import Fetched, paginate
+from argos_async._pagination import Fetched, LoopGuard, paginate
 from argos_async._protocol.decoding import decode_page, scan_page
 from argos_async.models import Page, PageKey
 
@@ -156,3 +157,45 @@ async def test_the_next_request_leaves_before_the_page_is_decoded() -> None:
             await asyncio.sleep(0)
     # The request for page 2 went out before page 1 was decoded.
     assert events == ["fetch first", "fetch A", "decode", "decode"]
+
+
+def test_the_loop_guard_stops_at_a_repeated_id_whatever_its_date() -> None:
+    guard = LoopGuard()
+    for page_id in ("A", "B"):
+        guard.check(page_id)
+    with pytest.raises(PaginationError, match="'A' after 2 pages"):
+        guard.check("A")  # A, B, A: caught at once, with any created_at
+
+
+def test_the_loop_guard_holds_bounded_memory_however_long_the_listing() -> None:
+    guard = LoopGuard(window=1024)
+    tracemalloc.start()
+    try:
+        for n in range(2_000):
+            guard.check(f"warm-{n:07d}")
+        before, _ = tracemalloc.get_traced_memory()
+        for n in range(200_000):
+            guard.check(f"page-{n:07d}")
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert guard.pages == 202_000
+    # A set of every key would grow by about 48 MB here; the guard's memory does not grow.
+    assert after - before < 64 * 1024
+
+
+@pytest.mark.parametrize("loop", [2, 1_000, 5_000, 50_000])
+def test_the_loop_guard_catches_a_loop_longer_than_its_window_within_twice_its_length(
+    loop: int,
+) -> None:
+    guard = LoopGuard(window=1024)
+    lead_in = 777  # pages before the loop begins
+    sequence = [f"lead-{n}" for n in range(lead_in)] + [f"loop-{n}" for n in range(loop)]
+    with pytest.raises(PaginationError):
+        for step in range(10 * (lead_in + loop)):
+            guard.check(
+                sequence[step]
+                if step < len(sequence)
+                else sequence[lead_in + (step - lead_in) % loop]
+            )
+    assert guard.pages <= 2 * (lead_in + loop) + loop
