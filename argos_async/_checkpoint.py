@@ -56,6 +56,7 @@ class Checkpoint:
         try:
             raw = checkpoint.path.read_bytes()
         except FileNotFoundError:
+            checkpoint._check_writable()
             return checkpoint
         except OSError as exc:  # a directory, no permission, an I/O error
             raise CheckpointError(
@@ -63,7 +64,7 @@ class Checkpoint:
             ) from None
         try:
             stored = msgspec.json.decode(raw, type=_File)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             raise CheckpointError(
                 f"checkpoint {checkpoint.path} is damaged or not a checkpoint"
             ) from None
@@ -88,6 +89,19 @@ class Checkpoint:
         checkpoint.extra = dict(stored.extra)
         checkpoint.from_file = True
         return checkpoint
+
+    def _check_writable(self) -> None:
+        # Checked before the first request: a save that cannot happen would otherwise fail
+        # only after the first page was delivered.
+        directory = self.path.parent
+        if not directory.is_dir():
+            raise CheckpointError(
+                f"checkpoint {self.path} cannot be created: {directory} is not a directory"
+            )
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise CheckpointError(
+                f"checkpoint {self.path} cannot be created: {directory} is not writable"
+            )
 
     def record(self, window: str, cursor: str | None) -> None:
         """The caller has consumed a page of ``window``; ``cursor`` resumes after it

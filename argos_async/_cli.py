@@ -206,7 +206,7 @@ async def _run_export(client: ArgosClient, args: argparse.Namespace) -> int:
     async with client:
         # Everything from here on, the checkpoint's removal and loading included, happens
         # under OUT's lock, so that a second export of the same OUT cannot undo this one's.
-        with _open_locked(out) as file:
+        with _open_locked(out, checkpoint_path) as file:
             if args.overwrite:
                 try:
                     checkpoint_path.unlink(missing_ok=True)
@@ -218,7 +218,7 @@ async def _run_export(client: ArgosClient, args: argparse.Namespace) -> int:
             resumed = checkpoint.from_file
             kept = _resume_point(args, out, os.fstat(file.fileno()).st_size, checkpoint)
             total_known = OUTPUT_ITEMS in checkpoint.extra or not resumed
-            written = int(checkpoint.extra.get(OUTPUT_ITEMS, 0))
+            written = checkpoint.extra.get(OUTPUT_ITEMS, 0)
             if not resumed:
                 # Before the first byte goes out: from now on OUT always has a checkpoint
                 # that says how much of it counts, so a --resume never has to guess.
@@ -294,13 +294,27 @@ def _resume_point(args: argparse.Namespace, out: Path, size: int, checkpoint: Ch
             f"--resume: {checkpoint.path} was not written by an export (it does not record "
             "the output's length)"
         )
-    kept = int(checkpoint.extra[OUTPUT_BYTES])
+    kept = _recorded_count(checkpoint, OUTPUT_BYTES)
+    if OUTPUT_ITEMS in checkpoint.extra:
+        _recorded_count(checkpoint, OUTPUT_ITEMS)
     if size < kept:
         raise _Usage(
             f"--resume: {out} is shorter than the checkpoint records ({size:,} of {kept:,} "
             "bytes); it was changed since, so the export cannot be resumed"
         )
     return kept
+
+
+def _recorded_count(checkpoint: Checkpoint, name: str) -> int:
+    """A count the checkpoint keeps for OUT, refused unless it is a whole number >= 0: a
+    hand-edited 1.5 must not cut OUT to one byte."""
+    value = checkpoint.extra[name]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _Usage(
+            f"--resume: {checkpoint.path} is damaged ({name} is {value!r}, not a count); "
+            "the output was left as it is"
+        )
+    return value
 
 
 def _summary(progress: Progress, out: Path, resumed: bool, total: int | None) -> str:
@@ -318,8 +332,13 @@ def _summary(progress: Progress, out: Path, resumed: bool, total: int | None) ->
 
 
 @contextmanager
-def _open_locked(out: Path) -> Iterator[BinaryIO]:
-    """OUT opened for update (created if missing), locked against other exports."""
+def _open_locked(out: Path, checkpoint: Path) -> Iterator[BinaryIO]:
+    """OUT opened for update (created if missing), locked against other exports. An OUT this
+    run created is removed again if the run stops before it has a checkpoint."""
+    if out.exists() and not out.is_file():
+        # A device or a pipe cannot be truncated, rolled back to a checkpoint or fsynced.
+        raise _Usage(f"--out: {out} is not a regular file; the export writes a file it can resume")
+    created = not out.exists()
     try:
         descriptor = os.open(out, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
@@ -330,7 +349,12 @@ def _open_locked(out: Path) -> Iterator[BinaryIO]:
                 f"{out} is being written by another export: wait for it to end, or choose "
                 "another --out"
             )
-        yield file
+        try:
+            yield file
+        except BaseException:
+            if created and not checkpoint.exists() and os.fstat(file.fileno()).st_size == 0:
+                out.unlink(missing_ok=True)
+            raise
 
 
 def _lock(file: BinaryIO) -> bool:

@@ -34,7 +34,7 @@ from ._protocol.wire import (
 from ._retry import Retrier, RetryBudget
 from ._stream import Stream
 from ._transport import Transport
-from .errors import APIStatusError
+from .errors import APIStatusError, CheckpointError
 from .models import ApplicantSubmission, Page, PageKey, Submission
 
 DateArg = date | str | None
@@ -496,6 +496,7 @@ class ArgosClient:
                 "filters": query.fingerprint,
             }
             saved = Checkpoint.load_or_new(checkpoint, arguments)
+            _check_positions(saved, windows, query)
 
         def list_window(window: Window, cursor: str | None) -> Stream[Page]:
             window_query = query.between(window.start, window.end)
@@ -591,6 +592,23 @@ class ArgosClient:
 
 
 _WHAT: Final = {path: f"GET {path}" for path in (SUBMISSION_PATH, APPLICANT_PATH)}
+
+
+def _check_positions(saved: Checkpoint, windows: list[Window], query: ListQuery) -> None:
+    """Every window a checkpoint names is one of this backfill's, and every cursor it holds
+    resumes that window's listing: a damaged file fails now, not after data was delivered."""
+    by_name = {window.name: window for window in windows}
+    for name in [*saved.done, *saved.cursors]:
+        if name not in by_name:
+            raise CheckpointError(f"checkpoint {saved.path} names a window {name!r} it cannot have")
+    for name, cursor in saved.cursors.items():
+        window = by_name[name]
+        try:
+            decode_cursor(cursor, query.between(window.start, window.end).fingerprint)
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(
+                f"checkpoint {saved.path} holds an unusable cursor for window {name}: {exc}"
+            ) from None
 
 
 def _scan(body: bytes) -> Fetched:

@@ -12,7 +12,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
+import anyio
 import msgspec
 import pytest
 from aiohttp import web
@@ -21,13 +23,16 @@ from support import FAST, REPO, client_for, serve_process
 from argos_async import (
     ArgosClient,
     AuthenticationError,
+    CheckpointError,
     NotFoundError,
     PaginationError,
     ResponseDecodeError,
     ServerError,
 )
 from argos_async._backfill import windows_between
-from argos_async.testing import ArgosEmulator, Dataset, FaultPlan
+from argos_async._protocol.query import encode_cursor
+from argos_async.models import PageKey
+from argos_async.testing import ArgosEmulator, Dataset, FaultPlan, Status
 from argos_async.testing._faults import Fault, FaultContext
 from argos_async.testing._listing import ListPage
 
@@ -315,3 +320,155 @@ asyncio.run(main())
 def test_the_library_logger_has_a_null_handler() -> None:
     handlers = logging.getLogger("argos_async").handlers
     assert any(isinstance(h, logging.NullHandler) for h in handlers)
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints, checked before the first request.
+
+YEAR = ("2025-01-01", "2025-12-31")
+
+
+async def test_a_checkpoint_in_a_missing_directory_fails_before_any_request(
+    tmp_path: Path,
+) -> None:
+    async with ArgosEmulator(submissions=50, seed=1) as emu, client_for(emu, FAST) as argos:
+        with pytest.raises(CheckpointError, match=r"no-such-dir.*not a directory"):
+            argos.backfill(*YEAR, checkpoint=tmp_path / "no-such-dir" / "b.ckpt")
+        assert emu.requests == []
+
+
+async def half_done_checkpoint(emu: ArgosEmulator, path: Path) -> dict[str, Any]:
+    """A real checkpoint of a backfill stopped after a few pages; returns its document."""
+    async with client_for(emu, FAST) as argos:
+        pages = 0
+        # One window ("all", no dates), so that it is half done when the loop stops.
+        async with argos.backfill(None, shards=1, page_size=5, checkpoint=path).pages() as it:
+            async for _ in it:
+                pages += 1
+                if pages == 3:
+                    break
+    document: dict[str, Any] = msgspec.json.decode(path.read_bytes())
+    assert document["cursors"]  # a window is half done
+    return document
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (lambda cursors, name: {name: "ac1.not-base64-json!"}, "unusable cursor"),
+        (lambda cursors, name: {name: "garbage"}, "unusable cursor"),
+        (lambda cursors, name: {name: encode_cursor(PageKey("x", "y"), "0" * 16)}, "other filters"),
+        (lambda cursors, name: {"1999-01-01": cursors[name]}, "window '1999-01-01'"),
+    ],
+    ids=["damaged", "not a cursor", "other filters", "unknown window"],
+)
+async def test_a_damaged_cursor_in_a_checkpoint_fails_before_any_request(
+    tmp_path: Path, damage: Callable[[dict[str, str], str], dict[str, str]], problem: str
+) -> None:
+    path = tmp_path / "b.ckpt"
+    async with ArgosEmulator(submissions=300, seed=1) as emu:
+        document = await half_done_checkpoint(emu, path)
+        (name,) = document["cursors"]
+        document["cursors"] = damage(document["cursors"], name)
+        path.write_bytes(msgspec.json.encode(document))
+        emu.reset_stats()
+        async with client_for(emu, FAST) as argos:
+            with pytest.raises(CheckpointError, match=problem):
+                argos.backfill(None, shards=1, page_size=5, checkpoint=path)
+        assert emu.requests == []
+
+
+# ---------------------------------------------------------------------------------------------
+# The export command, through every failure it documents: a message and an exit code, never a
+# traceback, and never a byte of OUT lost.
+
+EXPORT = [sys.executable, "-m", "argos_async", "export"]
+RANGE = ["--page-size", "10", "--shards", "1"]  # one window: half done when a 400 stops it
+
+
+async def export(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
+    with anyio.fail_after(60):
+        done = await anyio.run_process(
+            [*EXPORT, *args], env={"PATH": "/usr/bin:/bin", **env}, cwd=REPO, check=False
+        )
+    assert b"Traceback" not in done.stderr, done.stderr.decode()
+    return done
+
+
+def env_for(emu: ArgosEmulator) -> dict[str, str]:
+    return {"ARGOS_API_KEY": emu.api_key, "ARGOS_BASE_URL": emu.url}
+
+
+async def half_done_export(emu: ArgosEmulator, out: Path) -> Path:
+    """OUT and its checkpoint from an export that a 400 stopped after five pages."""
+    done = await export("--out", str(out), *RANGE, env=env_for(emu))
+    assert done.returncode == 1, done.stderr
+    assert out.stat().st_size > 0
+    return out.with_name(out.name + ".ckpt")
+
+
+DAMAGED_COUNTS: list[object] = ["abc", None, [], -5, 1.5, True]
+
+
+@pytest.mark.parametrize("field", ["output_bytes", "output_items"])
+@pytest.mark.parametrize("value", DAMAGED_COUNTS, ids=[repr(v) for v in DAMAGED_COUNTS])
+async def test_a_hand_edited_count_in_the_checkpoint_exits_2_and_out_is_untouched(
+    tmp_path: Path, field: str, value: object
+) -> None:
+    out = tmp_path / "out.jsonl"
+    async with ArgosEmulator(submissions=400, seed=1, faults=FaultPlan([Status(400, at=6)])) as emu:
+        checkpoint = await half_done_export(emu, out)
+        before = out.read_bytes()
+        document = msgspec.json.decode(checkpoint.read_bytes())
+        document["extra"][field] = value
+        checkpoint.write_bytes(msgspec.json.encode(document))
+        done = await export("--out", str(out), *RANGE, "--resume", env=env_for(emu))
+    assert done.returncode == 2, done.stderr
+    assert field.encode() in done.stderr
+    assert out.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "cursor", ["garbage", "ac1.bm90LWpzb24", encode_cursor(PageKey("x", "y"), "0" * 16)]
+)
+async def test_a_hand_edited_cursor_in_the_checkpoint_exits_2_and_out_is_untouched(
+    tmp_path: Path, cursor: str
+) -> None:
+    out = tmp_path / "out.jsonl"
+    async with ArgosEmulator(submissions=400, seed=1, faults=FaultPlan([Status(400, at=6)])) as emu:
+        checkpoint = await half_done_export(emu, out)
+        before = out.read_bytes()
+        document = msgspec.json.decode(checkpoint.read_bytes())
+        (name,) = document["cursors"]
+        document["cursors"][name] = cursor
+        checkpoint.write_bytes(msgspec.json.encode(document))
+        requests_before = len(emu.requests)
+        done = await export("--out", str(out), *RANGE, "--resume", env=env_for(emu))
+        assert len(emu.requests) == requests_before  # refused before any request
+    assert done.returncode == 2, done.stderr
+    assert b"cursor" in done.stderr
+    assert out.read_bytes() == before
+
+
+async def test_a_run_that_cannot_create_its_checkpoint_leaves_no_out_behind(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out.jsonl"
+    async with ArgosEmulator(submissions=50, seed=1) as emu:
+        done = await export(
+            "--out", str(out), "--checkpoint", str(tmp_path / "missing" / "x.ckpt"), *RANGE,
+            env=env_for(emu),
+        )  # fmt: skip
+        assert emu.requests == []
+    assert done.returncode == 2, done.stderr
+    assert b"not a directory" in done.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("device", ["/dev/null", "/dev/full"])
+async def test_an_output_that_is_not_a_regular_file_exits_2(device: str) -> None:
+    async with ArgosEmulator(submissions=50, seed=1) as emu:
+        done = await export("--out", device, "--overwrite", *RANGE, env=env_for(emu))
+        assert emu.requests == []
+    assert done.returncode == 2, done.stderr
+    assert b"not a regular file" in done.stderr
