@@ -5,6 +5,7 @@ The hostile answers are faults defined here and served by the emulator over loop
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import msgspec
@@ -23,6 +25,7 @@ from support import FAST, REPO, client_for, serve_process
 from argos_async import (
     ArgosClient,
     AuthenticationError,
+    BadRequestError,
     CheckpointError,
     NotFoundError,
     PaginationError,
@@ -472,3 +475,51 @@ async def test_an_output_that_is_not_a_regular_file_exits_2(device: str) -> None
         assert emu.requests == []
     assert done.returncode == 2, done.stderr
     assert b"not a regular file" in done.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# An email the query sent, echoed back by the server in another encoding.
+
+ECHOES: dict[str, Callable[[str], str]] = {
+    "as sent": lambda v: v,
+    "%40": lambda v: v.replace("@", "%40"),
+    "percent-encoded": lambda v: quote(v, safe=""),
+    "\\u0040": lambda v: v.replace("@", "\\u0040"),
+    "JSON-escaped": lambda v: json.dumps(v)[1:-1],
+    "&#64;": lambda v: v.replace("@", "&#64;"),
+}
+
+
+@dataclass(frozen=True, repr=False)
+class Echo(Fault):
+    """A 400 whose message echoes the query's email in one encoding."""
+
+    encode: Callable[[str], str] = ECHOES["as sent"]
+
+    async def respond(self, request: web.Request, ctx: FaultContext) -> web.StreamResponse | None:
+        echoed = self.encode(ctx.query.get("email", ""))
+        body = '{"message": "no such user ' + echoed + '", "echo": "' + echoed + '"}'
+        return web.Response(status=400, body=body.encode(), content_type="application/json")
+
+
+@pytest.mark.parametrize("encoding", list(ECHOES))
+@pytest.mark.parametrize("email", ["홍길동@example.com", "ana@bücher.de", "ana.silva@example.x"])
+async def test_an_email_echoed_in_any_encoding_is_masked_in_messages_bodies_reprs_and_logs(
+    email: str, encoding: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="argos_async")
+    plan = FaultPlan([Echo(encode=ECHOES[encoding])])
+    async with (
+        ArgosEmulator(submissions=5, seed=1, faults=plan) as emu,
+        client_for(emu, FAST) as argos,
+    ):
+        with pytest.raises(BadRequestError) as info:
+            async for _ in argos.iter_submissions(email=email):
+                pass
+    error = info.value
+    seen = [str(error), error.message, error.body, repr(error), caplog.text]
+    local = email.split("@")[0]
+    for text in seen:
+        for leak in (email, ECHOES[encoding](email), local[1:], json.dumps(local[1:])[1:-1]):
+            assert leak not in text, (leak, text)
+    assert "***" in error.message
