@@ -1,10 +1,12 @@
 """The one place that talks HTTP: an aiohttp session that sends one GET and returns the answer.
 
 It knows nothing about pages, models or retries: it sends one attempt and returns
-``(status, headers, body)``, turning aiohttp's exceptions into ours. One retry does happen
-below it: aiohttp sends a GET again, once and at once, when the connection is reset or closed
+``(status, headers, body)``, turning aiohttp's exceptions into ours. It sends nothing on its
+own: aiohttp would send a GET again, once and at once, when the connection is reset or closed
 before the answer (RFC 9112's remedy for a keep-alive connection the server closed meanwhile),
-and has no public switch for it; a second failure comes up as one failed attempt.
+unseen by the client's counts, its rate limiter and its retry budget. That resend is switched
+off, so the failure comes up as a failed attempt and the retry loop decides, counts and spaces
+the next one like any other.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ class Transport:
         if self._closed:
             raise RuntimeError("the client is closed")
         if self._session is None:
-            self._session = aiohttp.ClientSession(
+            session = aiohttp.ClientSession(
                 base_url=self._base_url,
                 connector=aiohttp.TCPConnector(limit=self._max_connections),
                 # The key is a session header rather than a per-request one (aiohttp merges
@@ -81,6 +83,11 @@ class Transport:
                 # Proxies from the environment would see the key; opt in explicitly if needed.
                 trust_env=False,
             )
+            # aiohttp's own switch for its resend: private, so set only where it exists (it
+            # does from aiohttp 3.9 on; tests/test_hostile.py shows that it takes effect).
+            if hasattr(session, "_retry_connection"):
+                session._retry_connection = False
+            self._session = session
         return self._session
 
     async def get(

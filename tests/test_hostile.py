@@ -5,6 +5,7 @@ The hostile answers are faults defined here and served by the emulator over loop
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import subprocess
@@ -523,3 +524,38 @@ async def test_an_email_echoed_in_any_encoding_is_masked_in_messages_bodies_repr
         for leak in (email, ECHOES[encoding](email), local[1:], json.dumps(local[1:])[1:-1]):
             assert leak not in text, (leak, text)
     assert "***" in error.message
+
+
+# ---------------------------------------------------------------------------------------------
+# What reaches the wire is what the client counts and spaces.
+
+
+@dataclass(frozen=True, repr=False)
+class Hangup(Fault):
+    """Closes the connection without an answer (as a server does with an idle keep-alive one)."""
+
+    async def respond(self, request: web.Request, ctx: FaultContext) -> web.StreamResponse | None:
+        assert request.transport is not None
+        request.transport.close()
+        return web.Response(status=204)
+
+
+async def test_a_connection_closed_before_the_answer_is_retried_counted_and_spaced() -> None:
+    plan = FaultPlan([Hangup(path=PATH, at=range(1, 400, 2))])  # every other request
+    async with (
+        ArgosEmulator(submissions=50, seed=1, faults=plan) as emu,
+        client_for(emu, FAST, max_requests_per_second=20) as argos,
+    ):
+        for submission_id in emu.dataset.ids[:10]:
+            await argos.get_submission(submission_id)
+        stats = argos.stats
+        arrivals = sorted(r.received_at for r in emu.requests)
+    # aiohttp's own resend (once, at once, uncounted) would have doubled what the server saw
+    # behind the client's back, and sent it within a millisecond or two.
+    assert len(arrivals) == stats.requests == 20
+    assert stats.retries == 10
+    # Spaced by the limiter, 50 ms apart (within half: the server's clock sees scheduling
+    # noise); aiohttp's resends would make every other gap a millisecond or two.
+    gaps = sorted(b - a for a, b in itertools.pairwise(arrivals))
+    assert gaps[len(gaps) // 2] >= 0.5 / 20
+    assert arrivals[-1] - arrivals[0] >= 19 * 0.5 / 20
