@@ -21,7 +21,7 @@ from ._options import DEFAULT_OPTIONS, RequestOptions
 from ._pagination import Fetched, paginate
 from ._protocol import checks
 from ._protocol.decoding import decode_applicants, decode_page, decode_single, scan_page
-from ._protocol.query import ListQuery, decode_cursor
+from ._protocol.query import START, ListQuery, Position, decode_cursor
 from ._protocol.status import error_from_response, header
 from ._protocol.wire import (
     APPLICANT_PATH,
@@ -274,7 +274,7 @@ class ArgosClient:
             date_format=self._shared.date_format,
         )
         limit = checks.check_max_items(max_items)
-        start = None if cursor is None else decode_cursor(cursor, query.fingerprint)
+        start = START if cursor is None else decode_cursor(cursor, query.fingerprint)
         return Stream(self._pages(query, self._options, limit=limit, start=start, cursor=cursor))
 
     def iter_submissions(
@@ -500,7 +500,7 @@ class ArgosClient:
 
         def list_window(window: Window, cursor: str | None) -> Stream[Page]:
             window_query = query.between(window.start, window.end)
-            start = None if cursor is None else decode_cursor(cursor, window_query.fingerprint)
+            start = START if cursor is None else decode_cursor(cursor, window_query.fingerprint)
             return Stream(self._pages(window_query, options, start=start, cursor=cursor))
 
         return Backfill(windows, list_window, shards=shard_count, checkpoint=saved)
@@ -532,10 +532,10 @@ class ArgosClient:
         options: RequestOptions,
         *,
         limit: int | None = None,
-        start: PageKey | None = None,
+        start: Position = START,
         cursor: str | None = None,
     ) -> AsyncGenerator[Page, None]:
-        """The one listing path: ``query`` page by page from ``start`` (the key inside
+        """The one listing path: ``query`` page by page from ``start`` (the position inside
         ``cursor``), read ahead as ``options.prefetch`` says."""
         personal = query.personal_values()
 
@@ -543,8 +543,10 @@ class ArgosClient:
             params = query.params(after, count)
             return await self._lookup(SUBMISSION_PATH, params, _scan, options, personal)
 
-        def decode(fetched: Fetched) -> Page:
-            return decode_page(fetched.body, query.fingerprint)
+        def decode(fetched: Fetched, first: int, count: int, resume: Position | None) -> Page:
+            return decode_page(
+                fetched.body, query.fingerprint, first=first, count=count, resume=resume
+            )
 
         return paginate(
             fetch,

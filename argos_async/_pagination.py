@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import NamedTuple
 
+from ._protocol.query import START, Position
 from ._tasks import stop
 from .errors import APIError, PaginationError, PayloadTooLargeError
 from .models import Page, PageKey
@@ -32,8 +33,9 @@ class Fetched(NamedTuple):
 FetchPage = Callable[[PageKey | None, int], Awaitable[Fetched]]
 """Fetches the page after a key (``None``: the first page) holding at most ``count`` items."""
 
-DecodePage = Callable[[Fetched], Page]
-"""Builds the page's Structs."""
+DecodePage = Callable[[Fetched, int, int, Position | None], Page]
+"""Builds a page of the fetched items ``first`` to ``first + count``, whose cursor resumes at
+the position given (``None``: the listing is over)."""
 
 
 async def paginate(
@@ -41,7 +43,7 @@ async def paginate(
     decode: DecodePage,
     *,
     page_size: int,
-    start: PageKey | None = None,
+    start: Position = START,
     start_cursor: str | None = None,
     max_items: int | None = None,
     prefetch: int = 1,
@@ -50,29 +52,33 @@ async def paginate(
 
     Pages may be short or empty while a next key is still present (a DynamoDB-style query
     stops at a byte limit): only the key's absence ends a listing. When ``max_items`` is
-    set, the last requests ask for no more than the items still wanted, so every page ends
-    exactly where its cursor resumes. An ``APIError`` raised mid-listing carries ``cursor``,
-    the resume point after the last page delivered.
+    set, the last requests ask for no more than the items still wanted, and a page that holds
+    more (a server that sends more than ``count`` asked for) is cut short: never more than
+    ``max_items`` come, and the cut page's cursor resumes at its first item not delivered.
+    An ``APIError`` raised mid-listing carries ``cursor``, the resume point after the last
+    page delivered.
 
     A page is decoded only once the request for the next one is on its way: the decoding then
     overlaps that request's latency instead of adding to it.
     """
     remaining = max_items
     guard = LoopGuard()
-    if start is not None:
-        guard.check(start.id)
+    after, skip = start
+    if after is not None:
+        guard.check(after.id)
     resume_from = start_cursor
     read_ahead: asyncio.Task[Fetched] | None = None
 
-    def count() -> int:
-        return page_size if remaining is None else min(page_size, remaining)
+    def count(skip: int) -> int:
+        # A page resumed inside must hold what was delivered of it too.
+        return page_size if remaining is None else min(page_size, remaining + skip)
 
-    async def fetch_fitting(after: PageKey | None) -> Fetched:
+    async def fetch_fitting(after: PageKey | None, skip: int) -> Fetched:
         # 413: the page would exceed the server's response limit. Ask again for half as many
         # items from the same key, and keep the smaller size for the pages that follow.
         nonlocal page_size
         while True:
-            asked = count()
+            asked = count(skip)
             try:
                 return await fetch(after, asked)
             except PayloadTooLargeError:
@@ -84,28 +90,42 @@ async def paginate(
     try:
         if remaining == 0:
             return
-        fetched = await fetch_fitting(start)
+        fetched = await fetch_fitting(after, skip)
         while True:
             next_key = fetched.next_key
             if next_key is not None:
                 guard.check(next_key.id)
+            # The first `skip` items after `after` were delivered before (a resumed cursor).
+            first = min(skip, fetched.item_count)
+            take = fetched.item_count - first
+            if remaining is not None and take > remaining:
+                take = remaining
             if remaining is not None:
-                remaining = max(0, remaining - fetched.item_count)
-            more = next_key is not None and remaining != 0
+                remaining -= take
+            if first + take < fetched.item_count:
+                resume: Position | None = Position(after, first + take)  # cut short
+                more = False
+            else:
+                resume = None if next_key is None else Position(next_key)
+                more = next_key is not None and remaining != 0
+            # A resumed page shorter than what had been delivered of it: the rest of the skip
+            # falls on the next page.
+            skip -= first
             if more and prefetch:
-                read_ahead = asyncio.ensure_future(fetch_fitting(next_key))
+                read_ahead = asyncio.ensure_future(fetch_fitting(next_key, skip))
                 # Let it send its request before the decoding below keeps the loop busy.
                 await asyncio.sleep(0)
-            page = decode(fetched)
+            page = decode(fetched, first, take, resume)
             yield page
             resume_from = page.cursor
             if not more:
                 return
+            after = next_key
             if read_ahead is not None:
                 fetched = await read_ahead
                 read_ahead = None
             else:
-                fetched = await fetch_fitting(next_key)
+                fetched = await fetch_fitting(after, skip)
     except APIError as exc:
         exc.cursor = resume_from
         raise

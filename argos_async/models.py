@@ -390,6 +390,9 @@ class Page(msgspec.Struct, kw_only=True, gc=False):
     """An opaque resume token for ``cursor=``; None on the last page."""
     body: bytes = msgspec.field(default=b"")
     """The response body exactly as received (``raw_items`` is read from it)."""
+    first: int = 0
+    """Where ``items`` start among the body's items: past those a resumed listing had already
+    delivered (and ``items`` end early where ``max_items`` cut the page short)."""
 
     def __repr__(self) -> str:
         return f"Page(items=<{len(self.items)} submissions>, cursor={self.cursor!r})"
@@ -400,7 +403,10 @@ class Page(msgspec.Struct, kw_only=True, gc=False):
 
         Decoded from ``body`` on each access, without copying the item bytes.
         """
-        return _raw_envelope_decoder.decode(self.body).items
+        raw = _raw_envelope_decoder.decode(self.body).items
+        if self.first or len(raw) != len(self.items):
+            raw = raw[self.first : self.first + len(self.items)]
+        return raw
 
 
 class _RawEnvelope(msgspec.Struct, gc=False):

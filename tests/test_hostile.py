@@ -34,7 +34,7 @@ from argos_async import (
     ServerError,
 )
 from argos_async._backfill import windows_between
-from argos_async._protocol.query import encode_cursor
+from argos_async._protocol.query import Position, encode_cursor
 from argos_async.models import PageKey
 from argos_async.testing import ArgosEmulator, Dataset, FaultPlan, Status
 from argos_async.testing._faults import Fault, FaultContext
@@ -361,7 +361,10 @@ async def half_done_checkpoint(emu: ArgosEmulator, path: Path) -> dict[str, Any]
     [
         (lambda cursors, name: {name: "ac1.not-base64-json!"}, "unusable cursor"),
         (lambda cursors, name: {name: "garbage"}, "unusable cursor"),
-        (lambda cursors, name: {name: encode_cursor(PageKey("x", "y"), "0" * 16)}, "other filters"),
+        (
+            lambda cursors, name: {name: encode_cursor(Position(PageKey("x", "y")), "0" * 16)},
+            "other filters",
+        ),
         (lambda cursors, name: {"1999-01-01": cursors[name]}, "window '1999-01-01'"),
     ],
     ids=["damaged", "not a cursor", "other filters", "unknown window"],
@@ -433,7 +436,7 @@ async def test_a_hand_edited_count_in_the_checkpoint_exits_2_and_out_is_untouche
 
 
 @pytest.mark.parametrize(
-    "cursor", ["garbage", "ac1.bm90LWpzb24", encode_cursor(PageKey("x", "y"), "0" * 16)]
+    "cursor", ["garbage", "ac1.bm90LWpzb24", encode_cursor(Position(PageKey("x", "y")), "0" * 16)]
 )
 async def test_a_hand_edited_cursor_in_the_checkpoint_exits_2_and_out_is_untouched(
     tmp_path: Path, cursor: str
@@ -559,3 +562,40 @@ async def test_a_connection_closed_before_the_answer_is_retried_counted_and_spac
     gaps = sorted(b - a for a, b in itertools.pairwise(arrivals))
     assert gaps[len(gaps) // 2] >= 0.5 / 20
     assert arrivals[-1] - arrivals[0] >= 19 * 0.5 / 20
+
+
+# ---------------------------------------------------------------------------------------------
+# A server that sends more items than `count` asked for.
+
+OVERFULL_IDS = [f"s{n:03d}" for n in range(40)]
+
+
+@dataclass(frozen=True, repr=False)
+class IgnoresCount(Fault):
+    """Serves OVERFULL_IDS eight a page, whatever `count` asks for."""
+
+    async def respond(self, request: web.Request, ctx: FaultContext) -> web.StreamResponse | None:
+        after = ctx.query.get("nextpage_id")
+        start = 0 if after is None else OVERFULL_IDS.index(after) + 1
+        ids = OVERFULL_IDS[start : start + 8]
+        page: dict[str, Any] = {"Items": [{"submission_id": i} for i in ids]}
+        if start + 8 < len(OVERFULL_IDS):
+            page["nextpageKey"] = {"id": ids[-1], "created_at": f"2025-01-01T00:00:{start:02d}Z"}
+        return web.Response(body=msgspec.json.encode(page), content_type="application/json")
+
+
+@pytest.mark.parametrize("max_items", [5, 12])
+async def test_max_items_holds_against_a_server_that_sends_more_than_count(max_items: int) -> None:
+    async with (
+        ArgosEmulator(submissions=5, seed=1, faults=FaultPlan([IgnoresCount()])) as emu,
+        client_for(emu, FAST) as argos,
+    ):
+        first = [
+            s.submission_id async for s in argos.iter_submissions(page_size=10, max_items=max_items)
+        ]
+        assert first == OVERFULL_IDS[:max_items]
+        pages = [p async for p in argos.iter_pages(page_size=10, max_items=max_items)]
+        cursor = pages[-1].cursor
+        assert cursor is not None
+        rest = [s.submission_id async for s in argos.iter_submissions(page_size=10, cursor=cursor)]
+    assert first + rest == OVERFULL_IDS  # resumed at the first item not delivered

@@ -11,7 +11,8 @@ import pytest
 
 from argos_async import PaginationError, ServerError
 from argos_async._pagination import Fetched, LoopGuard, paginate
-from argos_async._protocol.decoding import decode_page, scan_page
+from argos_async._protocol.decoding import AFTER_PAGE, decode_page, scan_page
+from argos_async._protocol.query import START, Position, decode_cursor, encode_cursor
 from argos_async.models import Page, PageKey
 
 pytestmark = pytest.mark.anyio
@@ -30,8 +31,10 @@ def fetched(ids: list[str], next_name: str | None) -> Fetched:
     return Fetched(body, *scan_page(body))
 
 
-def decode(page: Fetched) -> Page:
-    return decode_page(page.body, "f")
+def decode(
+    page: Fetched, first: int = 0, count: int | None = None, resume: Position | None = AFTER_PAGE
+) -> Page:
+    return decode_page(page.body, "f", first=first, count=count, resume=resume)
 
 
 class Script:
@@ -78,7 +81,7 @@ async def test_a_repeated_key_anywhere_raises_with_the_last_good_cursor(names: l
 async def test_resuming_key_counts_as_seen() -> None:
     script = Script([(["x"], "S")])
     with pytest.raises(PaginationError):
-        await collect(script, start=key("S"), start_cursor="cursor-S")
+        await collect(script, start=Position(key("S")), start_cursor="cursor-S")
 
 
 async def test_max_items_asks_only_for_what_is_still_wanted() -> None:
@@ -103,7 +106,7 @@ async def test_an_error_mid_listing_carries_the_resume_cursor() -> None:
         async with aclosing(paginate(fetch, decode, page_size=1)) as pages:
             async for _ in pages:
                 pass
-    assert info.value.cursor == decode(fetched(["a"], "A")).cursor
+    assert info.value.cursor == encode_cursor(Position(key("A")), "f")
 
 
 async def test_an_error_on_the_first_page_of_a_resumed_listing_keeps_the_start_cursor() -> None:
@@ -112,7 +115,7 @@ async def test_an_error_on_the_first_page_of_a_resumed_listing_keeps_the_start_c
 
     with pytest.raises(ServerError) as info:
         async with aclosing(
-            paginate(fetch, decode, page_size=1, start=key("S"), start_cursor="c-S")
+            paginate(fetch, decode, page_size=1, start=Position(key("S")), start_cursor="c-S")
         ) as pages:
             async for _ in pages:
                 pass
@@ -148,9 +151,9 @@ async def test_the_next_request_leaves_before_the_page_is_decoded() -> None:
         events.append(f"fetch {after.id if after else 'first'}")
         return fetched(["a"], None if after else "A")
 
-    def decode_noting(page: Fetched) -> Page:
+    def decode_noting(page: Fetched, first: int, count: int, resume: Position | None) -> Page:
         events.append("decode")
-        return decode(page)
+        return decode(page, first, count, resume)
 
     async with aclosing(paginate(fetch, decode_noting, page_size=1)) as pages:
         async for _ in pages:
@@ -199,3 +202,59 @@ def test_the_loop_guard_catches_a_loop_longer_than_its_window_within_twice_its_l
                 else sequence[lead_in + (step - lead_in) % loop]
             )
     assert guard.pages <= 2 * (lead_in + loop) + loop
+
+
+class Overfull(Script):
+    """A server that sends its pages whole, whatever ``count`` asked for."""
+
+    async def __call__(self, after: PageKey | None, count: int) -> Fetched:
+        self.calls.append((after, count))
+        names = [name for _, name in self.pages]
+        start = 0 if after is None else names.index(after.id) + 1
+        ids, next_name = self.pages[start]
+        return fetched(ids, next_name)
+
+
+PAGES_OF_8 = [
+    ([f"{p}{n}" for n in range(8)], None if p == "c" else p.upper()) for p in ("a", "b", "c")
+]
+
+
+@pytest.mark.parametrize("max_items", [1, 5, 8, 11, 16, 23, 24, 30])
+async def test_never_more_than_max_items_and_the_cut_pages_cursor_resumes_at_the_next_item(
+    max_items: int,
+) -> None:
+    everything = [i for ids, _ in PAGES_OF_8 for i in ids]
+    delivered: list[str] = []
+    cursor: str | None = None
+    start = START
+    # Again and again from the last cursor, max_items at a time, to the end of the listing.
+    for _ in range(30):
+        got: list[str] = []
+        async with aclosing(
+            paginate(Overfull(PAGES_OF_8), decode, page_size=10, start=start, max_items=max_items)
+        ) as pages:
+            async for page in pages:
+                got.extend(s.submission_id for s in page.items)
+                assert [bytes(r) for r in page.raw_items] == [
+                    msgspec.json.encode({"submission_id": i}) for i in got[-len(page.items) :]
+                ]
+                cursor = page.cursor
+        assert len(got) <= max_items
+        delivered.extend(got)
+        if cursor is None:
+            break
+        start = decode_cursor(cursor, "f")
+    assert delivered == everything  # no gap, no duplicate, in order
+
+
+async def test_a_resumed_page_shorter_than_what_was_delivered_of_it_skips_into_the_next() -> None:
+    # Resuming at "7 items after A" when the page after A now holds 3: skip all 3, then 4 more.
+    script = Script([(["b0", "b1", "b2"], "B"), ([f"c{n}" for n in range(8)], None)])
+    out: list[str] = []
+    async with aclosing(
+        paginate(script, decode, page_size=10, start=Position(key("A"), 7))
+    ) as pages:
+        async for page in pages:
+            out.extend(s.submission_id for s in page.items)
+    assert out == ["c4", "c5", "c6", "c7"]

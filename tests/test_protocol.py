@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import date, datetime, timezone
 from typing import Any
 
+import msgspec
 import pytest
 
 from argos_async import (
@@ -19,7 +21,7 @@ from argos_async import (
 )
 from argos_async._protocol.checks import check_base_url
 from argos_async._protocol.masking import mask_email, mask_text
-from argos_async._protocol.query import ListQuery, decode_cursor, encode_cursor
+from argos_async._protocol.query import ListQuery, Position, decode_cursor, encode_cursor
 from argos_async._protocol.status import error_from_response, parse_retry_after
 from argos_async._retry import server_wait
 from argos_async.models import PageKey
@@ -102,14 +104,14 @@ def test_next_page_key_is_sent_verbatim() -> None:
 def test_cursor_round_trip_and_refusals() -> None:
     query = ListQuery.build(email="ana@example.com", start_date="2024-01-01")
     key = PageKey(id="abc", created_at="2024-03-01T00:00:00.000Z")
-    cursor = encode_cursor(key, query.fingerprint)
+    cursor = encode_cursor(Position(key), query.fingerprint)
     assert cursor.startswith("ac1.")
     assert "ana" not in cursor  # the token holds a digest of the filters, not the filters
-    assert decode_cursor(cursor, query.fingerprint) == key
+    assert decode_cursor(cursor, query.fingerprint) == Position(key)
 
     # Page size is not a filter: resuming with another page size is fine.
     same_filters = ListQuery.build(email="ana@example.com", start_date="2024-01-01", page_size=5)
-    assert decode_cursor(cursor, same_filters.fingerprint) == key
+    assert decode_cursor(cursor, same_filters.fingerprint) == Position(key)
 
     other = ListQuery.build(email="bob@example.com", start_date="2024-01-01")
     with pytest.raises(ValueError, match="other filters"):
@@ -308,3 +310,21 @@ def test_mask_helpers() -> None:
     assert mask_email("ana.silva+kyc@example.com") == "a***@example.com"
     assert mask_text("mail bob@example.org now") == "mail b***@example.org now"
     assert mask_text("id 12345 here", known=["12345"]) == "id 1*** here"
+
+
+def test_a_cursor_inside_a_page_round_trips_and_a_whole_page_one_keeps_its_old_form() -> None:
+    query = ListQuery.build(start_date="2024-01-01")
+    key = PageKey(id="abc", created_at="2024-03-01T00:00:00.000Z")
+    for position in (Position(key, 3), Position(None, 5), Position(key)):
+        assert decode_cursor(encode_cursor(position, query.fingerprint), query.fingerprint) == (
+            position
+        )
+    # Cursors saved by earlier versions (three parts) still resume where they did.
+    old = "ac1." + base64.urlsafe_b64encode(
+        msgspec.json.encode([query.fingerprint, key.id, key.created_at])
+    ).decode().rstrip("=")
+    assert encode_cursor(Position(key), query.fingerprint) == old
+    for damaged in ([query.fingerprint, "abc", None, 1], [query.fingerprint, None, None, -1]):
+        token = base64.urlsafe_b64encode(msgspec.json.encode(damaged)).decode().rstrip("=")
+        with pytest.raises(ValueError, match="damaged"):
+            decode_cursor("ac1." + token, query.fingerprint)

@@ -17,7 +17,7 @@ import msgspec
 
 from ..errors import NotFoundError, ResponseDecodeError
 from ..models import ApplicantSubmission, Page, PageKey, Submission
-from .query import encode_cursor
+from .query import Position, encode_cursor
 
 
 class _Envelope(msgspec.Struct, gc=False):
@@ -37,12 +37,28 @@ _scan_decoder = msgspec.json.Decoder(_Scan)
 _applicants_decoder = msgspec.json.Decoder(list[ApplicantSubmission])
 
 
-def decode_page(body: bytes, fingerprint: str) -> Page:
-    """A list response as a ``Page``; its cursor resumes after it."""
+AFTER_PAGE: Final = Position(None, -1)
+"""``decode_page``'s default: the cursor resumes after the page (at its next key, if any)."""
+
+
+def decode_page(
+    body: bytes,
+    fingerprint: str,
+    *,
+    first: int = 0,
+    count: int | None = None,
+    resume: Position | None = AFTER_PAGE,
+) -> Page:
+    """A list response as a ``Page`` of its items ``first`` to ``first + count`` (default:
+    all); its cursor resumes at ``resume`` (``None``: the listing is over)."""
     envelope = _decode_envelope(body)
-    next_key = envelope.next_key
-    cursor = encode_cursor(next_key, fingerprint) if next_key is not None else None
-    return Page(items=envelope.items, next_key=next_key, cursor=cursor, body=body)
+    if resume is AFTER_PAGE:
+        resume = None if envelope.next_key is None else Position(envelope.next_key)
+    items = envelope.items
+    if first or (count is not None and count < len(items)):
+        items = items[first : None if count is None else first + count]
+    cursor = None if resume is None else encode_cursor(resume, fingerprint)
+    return Page(items=items, next_key=envelope.next_key, cursor=cursor, body=body, first=first)
 
 
 def scan_page(body: bytes) -> tuple[PageKey | None, int]:

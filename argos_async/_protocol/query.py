@@ -15,7 +15,7 @@ import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import date
-from typing import Final
+from typing import Final, NamedTuple
 
 import msgspec
 
@@ -106,18 +106,40 @@ class ListQuery:
         return tuple(v for v in (self.email, self.userid) if v)
 
 
+class Position(NamedTuple):
+    """Where a listing resumes: at the page after ``after`` (``None``: the first page),
+    skipping the first ``skip`` items there, which the caller already has (a page cut short
+    by ``max_items``)."""
+
+    after: PageKey | None
+    skip: int = 0
+
+
+START: Final = Position(None)
+"""A listing from its first item."""
+
 _CURSOR_PREFIX: Final = "ac1."
-_cursor_decoder = msgspec.json.Decoder(tuple[str, str, str])
+_cursor_decoder = msgspec.json.Decoder(tuple[str, str | None, str | None, int])
+_whole_page_cursor_decoder = msgspec.json.Decoder(tuple[str, str, str])
 
 
-def encode_cursor(key: PageKey, fingerprint: str) -> str:
-    """The resume cursor for the page after ``key`` in the listing with this fingerprint."""
-    payload = msgspec.json.encode((fingerprint, key.id, key.created_at))
+def encode_cursor(position: Position, fingerprint: str) -> str:
+    """The resume cursor for ``position`` in the listing with this fingerprint. A position at
+    a page's start has the three-part form of earlier versions; one inside a page (or inside
+    the first page) carries the key's parts, or nulls, and how many items to skip there."""
+    key, skip = position
+    if skip == 0 and key is not None:
+        payload = msgspec.json.encode((fingerprint, key.id, key.created_at))
+    else:
+        payload = msgspec.json.encode(
+            (fingerprint, key.id if key else None, key.created_at if key else None, skip)
+        )
     return _CURSOR_PREFIX + base64.urlsafe_b64encode(payload).decode("ascii").rstrip("=")
 
 
-def decode_cursor(cursor: object, fingerprint: str) -> PageKey:
-    """The page key inside ``cursor``; refuses a cursor made for other filters."""
+def decode_cursor(cursor: object, fingerprint: str) -> Position:
+    """The position inside ``cursor``; refuses a damaged cursor or one made for other
+    filters."""
     if not isinstance(cursor, str):
         raise TypeError(f"cursor must be a str from Page.cursor, got {type(cursor).__name__}")
     if not cursor.startswith(_CURSOR_PREFIX):
@@ -125,12 +147,21 @@ def decode_cursor(cursor: object, fingerprint: str) -> PageKey:
     body = cursor[len(_CURSOR_PREFIX) :]
     try:
         raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-        made_for, key_id, created_at = _cursor_decoder.decode(raw)
+        key_id: str | None
+        created_at: str | None
+        try:
+            made_for, key_id, created_at = _whole_page_cursor_decoder.decode(raw)
+            skip = 0
+        except msgspec.ValidationError:
+            made_for, key_id, created_at, skip = _cursor_decoder.decode(raw)
     except (binascii.Error, ValueError, msgspec.DecodeError, RecursionError):
         raise ValueError("cursor is damaged: pass Page.cursor unchanged") from None
+    if skip < 0 or (key_id is None) != (created_at is None):
+        raise ValueError("cursor is damaged: pass Page.cursor unchanged")
     if made_for != fingerprint:
         raise ValueError(
             "cursor was made for other filters (email, userid, start_date, end_date, "
             "request_type): resume with the filters of the listing it came from"
         )
-    return PageKey(id=key_id, created_at=created_at)
+    key = None if key_id is None or created_at is None else PageKey(key_id, created_at)
+    return Position(key, skip)
