@@ -599,3 +599,118 @@ async def test_max_items_holds_against_a_server_that_sends_more_than_count(max_i
         assert cursor is not None
         rest = [s.submission_id async for s in argos.iter_submissions(page_size=10, cursor=cursor)]
     assert first + rest == OVERFULL_IDS  # resumed at the first item not delivered
+
+
+# ---------------------------------------------------------------------------------------------
+# Every failure the export documents (README "Backfill and CLI", --help): its exit code and a
+# message, never a traceback.
+
+Setup = Callable[[Path, ArgosEmulator], Awaitable[tuple[list[str], dict[str, str]]]]
+
+
+def plain(args: list[str], env: str = "emulator") -> Setup:
+    async def setup(tmp: Path, emu: ArgosEmulator) -> tuple[list[str], dict[str, str]]:
+        chosen = {"emulator": env_for(emu), "none": {}, "wrong key": {**env_for(emu)}}[env]
+        if env == "wrong key":
+            chosen["ARGOS_API_KEY"] = "wrong"
+        return [a.replace("TMP", str(tmp)) for a in args], chosen
+
+    return setup
+
+
+def after_a_half_done_export(edit: Callable[[Path, Path], None], *args: str) -> Setup:
+    async def setup(tmp: Path, emu: ArgosEmulator) -> tuple[list[str], dict[str, str]]:
+        out = tmp / "out.jsonl"
+        checkpoint = await half_done_export(emu, out)
+        edit(out, checkpoint)
+        return ["--out", str(out), *RANGE, *args], env_for(emu)
+
+    return setup
+
+
+def _truncate(out: Path, checkpoint: Path) -> None:
+    out.write_bytes(out.read_bytes()[:10])
+
+
+def _drop_checkpoint(out: Path, checkpoint: Path) -> None:
+    checkpoint.unlink()
+
+
+def _other_arguments(out: Path, checkpoint: Path) -> None:
+    document = msgspec.json.decode(checkpoint.read_bytes())
+    document["arguments"]["filters"] = "0" * 16
+    checkpoint.write_bytes(msgspec.json.encode(document))
+
+
+def _garble(out: Path, checkpoint: Path) -> None:
+    checkpoint.write_bytes(b"{not json")
+
+
+def _keep(out: Path, checkpoint: Path) -> None:
+    pass
+
+
+FAILURES: dict[str, tuple[Callable[[], Setup], int, bytes]] = {
+    "no key": (lambda: plain(["--out", "TMP/o.jsonl"], env="none"), 2, b"ARGOS_API_KEY"),
+    "key file missing": (
+        lambda: plain(["--out", "TMP/o.jsonl", "--api-key-file", "TMP/nope"], env="none"),
+        2,
+        b"--api-key-file",
+    ),
+    "page size 0": (lambda: plain(["--out", "TMP/o.jsonl", "--page-size", "0"]), 2, b"page-size"),
+    "bad date": (
+        lambda: plain(["--out", "TMP/o.jsonl", "--start-date", "2025-13-01"]),
+        2,
+        b"start-date",
+    ),
+    "end before start": (
+        lambda: plain(
+            ["--out", "TMP/o.jsonl", "--start-date", "2025-02-01", "--end-date", "20250101"]
+        ),
+        2,
+        b"end-date",
+    ),
+    "the last day of the calendar": (
+        lambda: plain(["--out", "TMP/o.jsonl", "--start-date", "9999-12-31"]),
+        2,
+        b"end-date",
+    ),
+    "not a regular file": (lambda: plain(["--out", "/dev/null", "--overwrite"]), 2, b"regular"),
+    "no such directory": (lambda: plain(["--out", "TMP/nope/o.jsonl"]), 2, b"--out"),
+    "refused key": (lambda: plain(["--out", "TMP/o.jsonl"], env="wrong key"), 1, b"refused"),
+    "API error": (lambda: after_a_half_done_export(_keep, "--resume"), 1, b"--resume"),
+    "OUT exists": (lambda: after_a_half_done_export(_keep), 2, b"--overwrite"),
+    "OUT shorter than its checkpoint": (
+        lambda: after_a_half_done_export(_truncate, "--resume"),
+        2,
+        b"shorter",
+    ),
+    "OUT without a checkpoint": (
+        lambda: after_a_half_done_export(_drop_checkpoint, "--resume"),
+        2,
+        b"no checkpoint",
+    ),
+    "checkpoint for other arguments": (
+        lambda: after_a_half_done_export(_other_arguments, "--resume"),
+        2,
+        b"other arguments",
+    ),
+    "damaged checkpoint": (lambda: after_a_half_done_export(_garble, "--resume"), 2, b"damaged"),
+}
+
+
+@pytest.mark.parametrize("case", list(FAILURES))
+async def test_every_documented_failure_ends_with_its_exit_code_and_a_message(
+    tmp_path: Path, case: str
+) -> None:
+    make, code, message = FAILURES[case]
+    # Every request past the fifth fails with a 400, so a half done export stays half done.
+    async with ArgosEmulator(
+        submissions=400, seed=1, faults=FaultPlan([Status(400, at=range(6, 10**6))])
+    ) as emu:
+        args, env = await make()(tmp_path, emu)
+        done = await export(*args, env=env)  # asserts that no traceback reached stderr
+    assert done.returncode == code, done.stderr
+    assert message in done.stderr, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert 1 <= len(lines) <= 3, done.stderr  # a message, not a dump
