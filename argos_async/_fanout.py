@@ -170,7 +170,8 @@ async def _run(
             while True:
                 if window is not None:
                     await window.acquire()
-                taken = await keys.take()
+                now = keys.take_now() if keys.plain else _BUSY
+                taken = await keys.take() if now is _BUSY else cast("_Taken | None", now)
                 if taken is None:
                     if window is not None:
                         window.release()  # a worker still waiting for a turn must see the end
@@ -194,13 +195,20 @@ async def _run(
 _END: Final = object()
 
 
+_Taken = tuple[int, str, Exception | None]
+"""A key to look up: its index, the key, and the error for it if it cannot be a key."""
+
+_BUSY: Final = object()
+"""``_Keys.take_now``'s answer after a long run of repeats: await, then take again."""
+
+
 class _Keys:
     """The input, taken a key at a time by whichever worker is free.
 
     A worker takes its next key itself (the way the backfill's shards take windows): the input
     is read no faster than it is worked through, no task is made per key, and no key passes
-    between tasks. A plain iterator is advanced without an await, so two workers never advance
-    it at once; an async one is advanced under a lock.
+    between tasks. A plain iterator is advanced without an await (so two workers never
+    advance it at once, and a key costs no coroutine); an async one is advanced under a lock.
     """
 
     def __init__(self, plan: _Plan[Any]) -> None:
@@ -214,38 +222,62 @@ class _Keys:
         else:
             self._async = None
             self._sync = iter(plan.keys)
+        self.plain = self._sync is not None
+        """Whether :meth:`take_now` can read the input."""
         self._index = 0  # in the order keys are taken: what ordered mode delivers by
         self._position = 0  # in the input: what a bad key's error names
         self._done = False
 
-    async def take(self) -> tuple[int, str, Exception | None] | None:
+    def take_now(self) -> _Taken | object | None:
+        """The next key of a plain iterator, as :meth:`take`; ``_BUSY`` after 1,024 repeats
+        in a row, so that a long run of them cannot hog the loop."""
+        assert self._sync is not None
+        for _ in range(1024):
+            taken = next(self._sync, _END) if not self._done else _END
+            if taken is _END:
+                self._done = True
+                return None
+            accepted = self._accept(taken)
+            if accepted is not None:
+                return accepted
+        return _BUSY
+
+    async def take(self) -> _Taken | None:
         """The next key to look up, its index and the error for it if it cannot be a key;
         None once the input is exhausted."""
         while not self._done:
-            taken = await self._next()
-            if taken is _END:
-                self._done = True
-                break
-            # Not necessarily a str: a bad element gets its own error result, and the batch
-            # goes on.
-            key = cast("str", taken)
-            problem = _check_key(key, self._argument, self._position)
-            self._position += 1
-            if problem is None and self._dedupe:
-                if key in self._seen:
-                    # Answered at its first occurrence; a long run of repeats must not hog
-                    # the loop.
+            if self._sync is not None:
+                taken = self.take_now()
+                if taken is _BUSY:
                     await anyio.lowlevel.checkpoint()
                     continue
-                self._seen.add(key)
-            index = self._index
-            self._index += 1
-            return index, key, problem
+                return cast("_Taken | None", taken)
+            item = await self._next_async()
+            if item is _END:
+                self._done = True
+                break
+            accepted = self._accept(item)
+            if accepted is None:
+                await anyio.lowlevel.checkpoint()  # a repeat: let the loop breathe
+                continue
+            return accepted
         return None
 
-    async def _next(self) -> object:
-        if self._sync is not None:
-            return next(self._sync, _END)
+    def _accept(self, taken: object) -> _Taken | None:
+        """Numbers a key; None for a repeat, answered at its first occurrence. An element
+        that cannot be a key gets its own error result, and the batch goes on."""
+        key = cast("str", taken)
+        problem = _check_key(key, self._argument, self._position)
+        self._position += 1
+        if problem is None and self._dedupe:
+            if key in self._seen:
+                return None
+            self._seen.add(key)
+        index = self._index
+        self._index += 1
+        return index, key, problem
+
+    async def _next_async(self) -> object:
         assert self._async is not None
         async with self._lock:
             if self._done:

@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 import time
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import Final, NamedTuple
 from urllib.parse import quote
 
 import aiohttp
@@ -30,6 +31,10 @@ from .errors import APIConnectionError, APITimeoutError, ResponseTooLargeError
 USER_AGENT = f"argos-async/{__version__}"
 
 logger = logging.getLogger("argos_async")
+
+
+# Values made only of RFC 3986's unreserved characters (ids, counts) need no quoting.
+_UNRESERVED: Final = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
 
 
 @functools.lru_cache(maxsize=64)
@@ -124,7 +129,10 @@ class Transport:
     def _url(self, path: str, params: Mapping[str, str]) -> URL:
         # Encoded here, once, into a URL aiohttp takes as it is: with params= it would join the
         # path to the base and encode the query again on every request.
-        query = "&".join(f"{name}={quote(value, safe='')}" for name, value in params.items())
+        query = "&".join(
+            f"{name}={value if _UNRESERVED(value) else quote(value, safe='')}"
+            for name, value in params.items()
+        )
         return URL(f"{self._base_url}{path}?{query}", encoded=True)
 
     async def _read(self, response: aiohttp.ClientResponse) -> bytes:

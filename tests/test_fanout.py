@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import aclosing
 from typing import Any
 
@@ -470,3 +470,40 @@ async def test_an_address_with_3000_submissions_comes_back_whole_in_two_pages() 
     assert results[1] == []
     assert len(asked) == 2
     assert {q["count"] for q in asked} == {"2000"}
+
+
+@pytest.mark.argos_emulator(submissions=50, seed=4)
+@pytest.mark.parametrize("kind", ["plain", "async"])
+async def test_a_long_run_of_repeated_keys_lets_other_tasks_run(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient, kind: str
+) -> None:
+    a, b = argos_emulator.dataset.ids[:2]
+    ticks = 0
+    ticks_seen: list[int] = []
+
+    def repeats() -> Iterator[str]:
+        yield a
+        for n in range(50_000):
+            if n % 1_000 == 0:
+                ticks_seen.append(ticks)
+            yield a
+        yield b
+
+    async def async_repeats() -> AsyncIterator[str]:
+        for key in repeats():
+            yield key
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await anyio.lowlevel.checkpoint()
+
+    keys = repeats() if kind == "plain" else async_repeats()
+    async with anyio.create_task_group() as group:
+        group.start_soon(tick)
+        results = [r.key async for r in argos_client.batch_get_submissions(keys, concurrency=2)]
+        group.cancel_scope.cancel()
+    assert sorted(results) == sorted([a, b])
+    # The other task ran while the repeats were being skipped, not only before and after.
+    assert len(set(ticks_seen)) > 1, ticks_seen
