@@ -5,6 +5,7 @@ The hostile answers are faults defined here and served by the emulator over loop
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import logging
@@ -34,6 +35,7 @@ from argos_async import (
     ServerError,
 )
 from argos_async._backfill import windows_between
+from argos_async._progress import Progress
 from argos_async._protocol.query import Position, encode_cursor
 from argos_async.models import PageKey
 from argos_async.testing import ArgosEmulator, Dataset, FaultPlan, Status
@@ -714,3 +716,13 @@ async def test_every_documented_failure_ends_with_its_exit_code_and_a_message(
     assert message in done.stderr, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert 1 <= len(lines) <= 3, done.stderr  # a message, not a dump
+
+
+def test_counts_read_naturally_in_the_progress_line() -> None:
+    progress = Progress(io.StringIO(), enabled=False)
+    progress.update(items=1, pages=1, retries=1)
+    assert progress.line().startswith("1 item · 1 page · ")
+    assert " · 1 retry · " in progress.line()
+    progress.update(items=2_000, pages=2, retries=3)
+    assert progress.line().startswith("2,000 items · 2 pages · ")
+    assert " · 3 retries · " in progress.line()
