@@ -18,11 +18,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, NoReturn
+from typing import BinaryIO, Final, NoReturn
 
 import anyio
 import msgspec
@@ -31,7 +32,8 @@ from ._backfill import Backfill
 from ._checkpoint import Checkpoint
 from ._client import ArgosClient
 from ._progress import Progress, counted, showing_log
-from ._protocol.checks import check_api_key
+from ._protocol.checks import check_api_key, check_base_url
+from ._protocol.wire import DEFAULT_BASE_URL
 from .errors import ArgosError, AuthenticationError, CheckpointError
 from .models import Page
 
@@ -41,13 +43,33 @@ OUTPUT_BYTES = "output_bytes"
 OUTPUT_ITEMS = "output_items"
 
 
+EXPORT_EPILOG = """\
+environment:
+  ARGOS_API_KEY    the API key (from the project's dashboard), unless --api-key-file
+  ARGOS_BASE_URL   the API's origin, unless --base-url (default %(default_url)s)
+
+exit codes:
+  0    done: every submission of the range is in OUT, once
+  1    the API failed, or OUT could not be written (the message says why)
+  2    bad usage: an argument, the key, OUT or its checkpoint (nothing was sent)
+  130  interrupted (Ctrl-C): run again with --resume to continue
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The command line: ``argos-async export ...``."""
+    return _parsers()[0]
+
+
+def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     parser = argparse.ArgumentParser(
         prog="argos-async", description="Read KYC submissions from the Argos REST API v3."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     export = commands.add_parser(
         "export",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXPORT_EPILOG % {"default_url": DEFAULT_BASE_URL},
         help="stream submissions to a JSON Lines file, resumably",
         description=(
             "Stream submissions to a JSON Lines file, one item per line exactly as the API "
@@ -87,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--api-key-file", type=Path, help="read the API key from this file")
     export.add_argument(
+        "--base-url", help="the API's origin (default: ARGOS_BASE_URL, else the API's host)"
+    )
+    export.add_argument(
         "--demo",
         action="store_true",
         help="run against a built-in emulator of the API (a year of data, a few faults)",
@@ -104,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="show a progress line (default: when stderr is a terminal)",
     )
-    return parser
+    return parser, export
 
 
 class _Usage(Exception):
@@ -112,13 +137,15 @@ class _Usage(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    """Runs the command line; returns the exit code."""
+    parser, export = _parsers()
     args = parser.parse_args(argv)
     try:
         _check_arguments(args)
         return asyncio.run(_export(args))
     except _Usage as problem:
-        _usage_error(parser, str(problem))
+        # The export's own usage and "argos-async export: error: ...", like argparse's errors.
+        _usage_error(export, str(problem))
     except KeyboardInterrupt:
         print("argos-async: interrupted; run again with --resume to continue", file=sys.stderr)
         return 130
@@ -138,8 +165,21 @@ def _check_arguments(args: argparse.Namespace) -> None:
         if args.start_date is None:
             # The emulator's data set spans 2025: a year, in day windows.
             args.start_date, args.end_date = "2025-01-01", args.end_date or "2025-12-31"
+    if not args.demo:
+        _base_url(args)
     # The backfill validates its own arguments; a client sends nothing until it is used.
     _backfill(ArgosClient(api_key="validation-only", base_url="http://127.0.0.1"), args, None)
+
+
+def _base_url(args: argparse.Namespace) -> str:
+    if args.base_url is not None:
+        where, url = "--base-url", args.base_url
+    else:
+        where, url = "ARGOS_BASE_URL", os.environ.get("ARGOS_BASE_URL") or DEFAULT_BASE_URL
+    try:
+        return check_base_url(url)
+    except (TypeError, ValueError) as exc:
+        raise _Usage(f"{where}: {exc}") from None
 
 
 async def _export(args: argparse.Namespace) -> int:
@@ -150,7 +190,7 @@ async def _export(args: argparse.Namespace) -> int:
         async with ArgosEmulator(submissions=args.demo_submissions, faults=faults) as emulator:
             client = ArgosClient(api_key=emulator.api_key, base_url=emulator.url, backoff_base=0.05)
             return await _run_export(client, args)
-    return await _run_export(ArgosClient(api_key=_api_key(args)), args)
+    return await _run_export(ArgosClient(api_key=_api_key(args), base_url=_base_url(args)), args)
 
 
 def _api_key(args: argparse.Namespace) -> str:
@@ -192,7 +232,7 @@ def _backfill(client: ArgosClient, args: argparse.Namespace, checkpoint: Path | 
     except CheckpointError as exc:
         raise _Usage(f"--resume: {exc}") from None
     except (TypeError, ValueError) as exc:
-        raise _Usage(str(exc).replace("_", "-")) from None
+        raise _Usage(_as_options(str(exc))) from None
 
 
 async def _run_export(client: ArgosClient, args: argparse.Namespace) -> int:
@@ -303,6 +343,16 @@ def _resume_point(args: argparse.Namespace, out: Path, size: int, checkpoint: Ch
             "bytes); it was changed since, so the export cannot be resumed"
         )
     return kept
+
+
+_OPTION_NAMES: Final = re.compile(
+    r"\b(start_date|end_date|page_size|shards|email|userid|request_type)\b"
+)
+
+
+def _as_options(message: str) -> str:
+    """A library message about ``start_date`` as one about ``--start-date``."""
+    return _OPTION_NAMES.sub(lambda m: "--" + m.group(1).replace("_", "-"), message)
 
 
 def _recorded_count(checkpoint: Checkpoint, name: str) -> int:

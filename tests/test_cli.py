@@ -160,18 +160,61 @@ def run(args: list[str], **env: str) -> subprocess.CompletedProcess[bytes]:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--demo", "--page-size", "0"], "page-size"),
-        (["--demo", "--shards", "0"], "shards"),
-        (["--demo", "--start-date", "2025-13-01"], "start-date"),
-        (["--demo", "--resume", "--overwrite"], "exclude"),
-        ([], "ARGOS_API_KEY"),
-        (["--api-key-file", "/nonexistent/key"], "api-key-file"),
+        (["--demo", "--page-size", "0"], "--page-size"),
+        (["--demo", "--shards", "0"], "--shards"),
+        (["--demo", "--start-date", "2025-13-01"], "--start-date"),
+        (["--demo", "--start-date", "20250201", "--end-date", "2025-01-01"], "--end-date"),
+        (["--demo", "--resume", "--overwrite"], "--resume and --overwrite exclude"),
+        ([], "set ARGOS_API_KEY"),
+        (["--api-key-file", "/nonexistent/key"], "--api-key-file"),
+        (["--base-url", "http://example.com"], "--base-url"),
+        (["--base-url", "http://127.0.0.1:99999"], "--base-url"),
+        (["--page-size", "x"], "--page-size"),  # one of argparse's own
     ],
 )
 def test_usage_errors_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
-    result = run([*args, "--out", str(tmp_path / "x.jsonl")])
+    key = {} if "ARGOS_API_KEY" in message else {"ARGOS_API_KEY": "k"}
+    result = run([*args, "--out", str(tmp_path / "x.jsonl")], **key)
     assert result.returncode == 2
-    assert message in result.stderr.decode()
+    stderr = result.stderr.decode()
+    # One format for every usage error, the library's own checks included: the export's
+    # usage, then "argos-async export: error: " and the option by its name on the command line.
+    assert stderr.startswith("usage: argos-async export "), stderr
+    last = stderr.splitlines()[-1]
+    assert last.startswith("argos-async export: error: "), stderr
+    assert message in last, stderr
+    assert "Traceback" not in stderr
+
+
+def test_a_bad_argos_base_url_is_a_usage_error_naming_the_variable(tmp_path: Path) -> None:
+    result = run(["--out", str(tmp_path / "x.jsonl")], ARGOS_API_KEY="k", ARGOS_BASE_URL="ftp://x")
+    assert result.returncode == 2
+    assert "argos-async export: error: ARGOS_BASE_URL: base_url must be" in result.stderr.decode()
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+@pytest.mark.anyio
+async def test_base_url_points_the_export_at_another_origin(tmp_path: Path) -> None:
+    out = tmp_path / "x.jsonl"
+    async with ArgosEmulator(submissions=30, seed=1) as emu:
+        result = await anyio.run_process(
+            [*EXPORT, "--out", str(out), "--base-url", emu.url],
+            env=run_env(ARGOS_API_KEY=emu.api_key),
+            check=False,
+        )
+        assert len(emu.requests) >= 1
+    assert result.returncode == 0, result.stderr.decode()
+    assert sorted(ids_in(out)) == sorted(emu.dataset.ids)
+
+
+def test_help_names_the_environment_and_every_exit_code() -> None:
+    result = run(["--help"])
+    assert result.returncode == 0
+    text = result.stdout.decode()
+    for needle in ("ARGOS_API_KEY", "ARGOS_BASE_URL", "--base-url", "exit codes:"):
+        assert needle in text
+    for code in ("0", "1", "2", "130"):
+        assert f"\n  {code} " in text, code
 
 
 def test_an_existing_output_is_never_overwritten_by_accident(tmp_path: Path) -> None:

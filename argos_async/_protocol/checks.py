@@ -132,7 +132,7 @@ def to_date(name: str, value: object) -> date | None:
             return date.fromisoformat(value)
     except ValueError:
         pass
-    raise ValueError(f"{name} must be a valid 'YYYY-MM-DD' date, got {value!r}")
+    raise ValueError(f"{name} must be a valid date as 'YYYY-MM-DD' or 'YYYYMMDD', got {value!r}")
 
 
 def check_base_url(value: object) -> str:
