@@ -416,6 +416,13 @@ async def half_done_export(emu: ArgosEmulator, out: Path) -> Path:
     return out.with_name(out.name + ".ckpt")
 
 
+def edit_checkpoint(path: Path, edit: Callable[[dict[str, Any]], object]) -> None:
+    """Changes the checkpoint file in place, as a person with an editor would."""
+    document: dict[str, Any] = msgspec.json.decode(path.read_bytes())
+    edit(document)
+    path.write_bytes(msgspec.json.encode(document))
+
+
 DAMAGED_COUNTS: list[object] = ["abc", None, [], -5, 1.5, True]
 
 
@@ -428,9 +435,7 @@ async def test_a_hand_edited_count_in_the_checkpoint_exits_2_and_out_is_untouche
     async with ArgosEmulator(submissions=400, seed=1, faults=FaultPlan([Status(400, at=6)])) as emu:
         checkpoint = await half_done_export(emu, out)
         before = out.read_bytes()
-        document = msgspec.json.decode(checkpoint.read_bytes())
-        document["extra"][field] = value
-        checkpoint.write_bytes(msgspec.json.encode(document))
+        edit_checkpoint(checkpoint, lambda document: document["extra"].update({field: value}))
         done = await export("--out", str(out), *RANGE, "--resume", env=env_for(emu))
     assert done.returncode == 2, done.stderr
     assert field.encode() in done.stderr
@@ -447,10 +452,12 @@ async def test_a_hand_edited_cursor_in_the_checkpoint_exits_2_and_out_is_untouch
     async with ArgosEmulator(submissions=400, seed=1, faults=FaultPlan([Status(400, at=6)])) as emu:
         checkpoint = await half_done_export(emu, out)
         before = out.read_bytes()
-        document = msgspec.json.decode(checkpoint.read_bytes())
-        (name,) = document["cursors"]
-        document["cursors"][name] = cursor
-        checkpoint.write_bytes(msgspec.json.encode(document))
+
+        def replace_cursor(document: dict[str, Any]) -> None:
+            (name,) = document["cursors"]
+            document["cursors"][name] = cursor
+
+        edit_checkpoint(checkpoint, replace_cursor)
         requests_before = len(emu.requests)
         done = await export("--out", str(out), *RANGE, "--resume", env=env_for(emu))
         assert len(emu.requests) == requests_before  # refused before any request
@@ -639,9 +646,7 @@ def _drop_checkpoint(out: Path, checkpoint: Path) -> None:
 
 
 def _other_arguments(out: Path, checkpoint: Path) -> None:
-    document = msgspec.json.decode(checkpoint.read_bytes())
-    document["arguments"]["filters"] = "0" * 16
-    checkpoint.write_bytes(msgspec.json.encode(document))
+    edit_checkpoint(checkpoint, lambda document: document["arguments"].update(filters="0" * 16))
 
 
 def _garble(out: Path, checkpoint: Path) -> None:
