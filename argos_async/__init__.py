@@ -9,7 +9,7 @@ from ._backfill import Backfill, BackfillStats
 from ._client import ArgosClient, ClientStats
 from ._fanout import Batch, BatchResult
 from ._options import RequestOptions
-from ._protocol.wire import DEFAULT_BASE_URL, LEGACY_BASE_URL
+from ._protocol.wire import DEFAULT_BASE_URL, LEGACY_BASE_URL, DateFormat, RequestTypeName
 from ._stream import Stream
 from ._version import __version__
 from .errors import (
@@ -37,6 +37,7 @@ from .models import (
     IdType,
     KycResult,
     Page,
+    RawPage,
     RequestType,
     Submission,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "ClientPausedError",
     "ClientStats",
     "CommentCode",
+    "DateFormat",
     "IdType",
     "KycResult",
     "NotFoundError",
@@ -69,8 +71,10 @@ __all__ = [
     "PayloadTooLargeError",
     "QuotaExceededError",
     "RateLimitError",
+    "RawPage",
     "RequestOptions",
     "RequestType",
+    "RequestTypeName",
     "ResponseDecodeError",
     "ResponseTooLargeError",
     "ServerError",

@@ -16,44 +16,33 @@ as the export command does).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sized
 from contextlib import aclosing
 from dataclasses import dataclass
-from datetime import date
+from typing import Protocol, TypeVar
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
 from ._checkpoint import Checkpoint
+from ._plan import Window
 from ._stream import Stream
 from ._tasks import single_errors, stop
-from .models import Page, Submission
+from .models import Page, RawPage, Submission
 
 
-@dataclass(frozen=True)
-class Window:
-    """A slice of the listing: the days ``start`` to ``end`` (``None``: unbounded)."""
+class _AnyPage(Protocol):
+    """What a backfill needs of a page, decoded or raw: its size and where it resumes."""
 
-    name: str
-    start: date | None
-    end: date | None
-
-
-def windows_between(start: date, end: date, days: int) -> list[Window]:
-    """``start`` to ``end`` (inclusive) cut into windows of ``days`` days, oldest first."""
-    # On day numbers: date arithmetic would overflow past 9999-12-31 (a window reaching
-    # beyond the calendar, or the day after the last one).
-    windows = []
-    first, final = start.toordinal(), end.toordinal()
-    while first <= final:
-        last = min(first + days - 1, final)
-        window_start, window_end = date.fromordinal(first), date.fromordinal(last)
-        windows.append(Window(window_start.isoformat(), window_start, window_end))
-        first = last + 1
-    return windows
+    @property
+    def items(self) -> Sized: ...
+    @property
+    def cursor(self) -> str | None: ...
 
 
-ListWindow = Callable[[Window, "str | None"], Stream[Page]]
+P = TypeVar("P", bound=_AnyPage)
+
+ListWindow = Callable[[Window, "str | None"], Stream[P]]
 """Lists one window from a resume cursor (``None``: from its start)."""
 
 
@@ -69,7 +58,8 @@ class BackfillStats:
 
 class Backfill(Stream[Submission]):
     """A running backfill. ``async for sub in backfill`` gives submissions; ``backfill.pages()``
-    gives whole pages (``Page.raw_items`` for lossless export). Iterate it once, one way;
+    gives whole pages, ``backfill.raw_pages()`` whole pages of items as sent, undecoded (for
+    lossless export). Iterate it once, one way;
     ``async with`` releases every shard the moment the block ends.
 
     ``stats`` counts what has been consumed; ``checkpoint`` (if any) is saved after each page
@@ -80,7 +70,8 @@ class Backfill(Stream[Submission]):
     def __init__(
         self,
         windows: list[Window],
-        list_window: ListWindow,
+        list_window: ListWindow[Page],
+        list_raw_window: ListWindow[RawPage],
         *,
         shards: int,
         checkpoint: Checkpoint | None,
@@ -90,8 +81,10 @@ class Backfill(Stream[Submission]):
         stats = BackfillStats(windows=len(windows), windows_done=len(windows) - len(todo))
         # The generators get the run, not the backfill: holding them must not form a cycle,
         # or a loop that breaks would leave its shards running until the garbage collector came.
-        self._run = _Run(todo, list_window, shards, checkpoint, stats)
-        super().__init__(_items(self._run))
+        self._run = _Run(todo, shards, checkpoint, stats)
+        self._list_window = list_window
+        self._list_raw_window = list_raw_window
+        super().__init__(_items(self._run, list_window))
 
     @property
     def stats(self) -> BackfillStats:
@@ -105,32 +98,36 @@ class Backfill(Stream[Submission]):
 
     def pages(self) -> Stream[Page]:
         """The backfill page by page, in the order pages arrive from the shards."""
-        return Stream(_pages(self._run))
+        return Stream(_pages(self._run, self._list_window))
+
+    def raw_pages(self) -> Stream[RawPage]:
+        """The backfill page by page, each item's JSON exactly as the server sent it and no
+        ``Submission`` built (see ``ArgosClient.iter_raw_pages``); checkpoints as ``pages``."""
+        return Stream(_pages(self._run, self._list_raw_window))
 
 
 @dataclass
 class _Run:
     todo: list[Window]
-    list_window: ListWindow
     shards: int
     checkpoint: Checkpoint | None
     stats: BackfillStats
     started: bool = False
 
 
-async def _items(run: _Run) -> AsyncGenerator[Submission, None]:
-    async with aclosing(_pages(run)) as pages:
+async def _items(run: _Run, list_window: ListWindow[Page]) -> AsyncGenerator[Submission, None]:
+    async with aclosing(_pages(run, list_window)) as pages:
         async for page in pages:
             for item in page.items:
                 yield item
 
 
-async def _pages(run: _Run) -> AsyncGenerator[Page, None]:
+async def _pages(run: _Run, list_window: ListWindow[P]) -> AsyncGenerator[P, None]:
     if run.started:
         raise RuntimeError("a backfill can be iterated only once")
     run.started = True
-    send, receive = anyio.create_memory_object_stream[tuple[Window, Page]](0)
-    runner = asyncio.ensure_future(_shards(run, send))
+    send, receive = anyio.create_memory_object_stream[tuple[Window, P]](0)
+    runner = asyncio.ensure_future(_shards(run, list_window, send))
     try:
         with receive:
             async for window, page in receive:
@@ -142,7 +139,7 @@ async def _pages(run: _Run) -> AsyncGenerator[Page, None]:
         await stop(runner)
 
 
-async def _consumed(run: _Run, window: Window, page: Page) -> None:
+async def _consumed(run: _Run, window: Window, page: _AnyPage) -> None:
     run.stats.pages += 1
     run.stats.items += len(page.items)
     if page.cursor is None:
@@ -153,15 +150,17 @@ async def _consumed(run: _Run, window: Window, page: Page) -> None:
         await anyio.to_thread.run_sync(run.checkpoint.save)
 
 
-async def _shards(run: _Run, send: MemoryObjectSendStream[tuple[Window, Page]]) -> None:
+async def _shards(
+    run: _Run, list_window: ListWindow[P], send: MemoryObjectSendStream[tuple[Window, P]]
+) -> None:
     queue = iter(run.todo)
     cursors = dict(run.checkpoint.cursors) if run.checkpoint is not None else {}
 
-    async def shard(out: MemoryObjectSendStream[tuple[Window, Page]]) -> None:
+    async def shard(out: MemoryObjectSendStream[tuple[Window, P]]) -> None:
         async with out:
             # One iterator shared by every shard: each window is taken by exactly one.
             for window in queue:
-                async with run.list_window(window, cursors.get(window.name)) as pages:
+                async with list_window(window, cursors.get(window.name)) as pages:
                     async for page in pages:
                         await out.send((window, page))
 

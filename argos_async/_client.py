@@ -14,13 +14,23 @@ from datetime import date, datetime, timezone
 from types import TracebackType
 from typing import Final, TypeVar
 
-from ._backfill import Backfill, Window, windows_between
+import msgspec
+
+from ._backfill import Backfill
 from ._checkpoint import Checkpoint
 from ._fanout import Batch, Keys
 from ._options import DEFAULT_OPTIONS, RequestOptions
 from ._pagination import Fetched, paginate
+from ._plan import BackfillPlan, Window, plan_backfill
 from ._protocol import checks
-from ._protocol.decoding import decode_applicants, decode_page, decode_single, scan_page
+from ._protocol.decoding import (
+    decode_applicants,
+    decode_page,
+    decode_single,
+    raw_page,
+    raw_single,
+    scan_page,
+)
 from ._protocol.query import START, ListQuery, Position, decode_cursor
 from ._protocol.status import error_from_response, header
 from ._protocol.wire import (
@@ -30,16 +40,23 @@ from ._protocol.wire import (
     REQUEST_ID_HEADER,
     SUBMISSION_PATH,
     DateFormat,
+    RequestTypeName,
 )
 from ._retry import Retrier, RetryBudget
 from ._stream import Stream
 from ._transport import Transport
 from .errors import APIStatusError, CheckpointError
-from .models import ApplicantSubmission, Page, PageKey, Submission
+from .models import ApplicantSubmission, Page, PageKey, RawPage, RequestType, Submission
 
 DateArg = date | str | None
+RequestTypeArg = RequestTypeName | RequestType | None
 T = TypeVar("T")
 V = TypeVar("V")
+P = TypeVar("P", Page, RawPage)
+
+_BuildPage = Callable[[Fetched, str, int, int, "Position | None"], P]
+"""Makes the caller's page of a fetched one (the fingerprint, its items ``first`` to
+``first + count``, where its cursor resumes): Structs or a ``RawPage``."""
 
 
 class _Unset(enum.Enum):
@@ -222,7 +239,7 @@ class ArgosClient:
     # Single lookups.
 
     async def get_submission(
-        self, submission_id: str, *, request_type: str | None = None
+        self, submission_id: str, *, request_type: RequestTypeArg = None
     ) -> Submission:
         """The submission with this id, with every field a single lookup returns.
 
@@ -232,6 +249,24 @@ class ArgosClient:
         checks.check_text("submission_id", submission_id)
         kind = checks.check_request_type(request_type)
         return await self._get_submission(submission_id, kind, self._options)
+
+    async def get_raw_submission(
+        self, submission_id: str, *, request_type: RequestTypeArg = None
+    ) -> msgspec.Raw:
+        """The submission with this id as the JSON the API sent for it, byte for byte, with
+        no ``Submission`` built: for services that pass the API's answer on, or archive it.
+
+        Checks and errors are those of :meth:`get_submission` (``NotFoundError`` for none);
+        ``bytes(raw)`` gives the bytes.
+        """
+        checks.check_text("submission_id", submission_id)
+        kind = checks.check_request_type(request_type)
+        params = _lookup_params(submission_id, kind)
+
+        def decode(body: bytes) -> msgspec.Raw:
+            return raw_single(body, submission_id)
+
+        return await self._lookup(SUBMISSION_PATH, params, decode, self._options)
 
     async def get_applicant_submissions(self, applicant_id: str) -> list[ApplicantSubmission]:
         """The approved submissions judged to be the same person as ``applicant_id``."""
@@ -248,7 +283,7 @@ class ArgosClient:
         userid: str | None = None,
         start_date: DateArg = None,
         end_date: DateArg = None,
-        request_type: str | None = None,
+        request_type: RequestTypeArg = None,
         page_size: int = MAX_PAGE_SIZE,
         max_items: int | None = None,
         cursor: str | None = None,
@@ -264,6 +299,47 @@ class ArgosClient:
         Use it in ``async with`` (or run it to the end) to release the read-ahead request the
         moment you stop.
         """
+        return self._listing(
+            _decoded_page, email, userid, start_date, end_date, request_type, page_size,
+            max_items, cursor,
+        )  # fmt: skip
+
+    def iter_raw_pages(
+        self,
+        *,
+        email: str | None = None,
+        userid: str | None = None,
+        start_date: DateArg = None,
+        end_date: DateArg = None,
+        request_type: RequestTypeArg = None,
+        page_size: int = MAX_PAGE_SIZE,
+        max_items: int | None = None,
+        cursor: str | None = None,
+    ) -> Stream[RawPage]:
+        """:meth:`iter_pages` for archiving: each page's items as the JSON the API sent,
+        byte for byte, with no ``Submission`` built (about four times less work per page).
+
+        Takes the same arguments and follows the listing the same way: the envelope, the next
+        key and the item count are checked, cursors resume, a server that loops is stopped.
+        Its cursors and :meth:`iter_pages`' are interchangeable.
+        """
+        return self._listing(
+            _raw_page, email, userid, start_date, end_date, request_type, page_size,
+            max_items, cursor,
+        )  # fmt: skip
+
+    def _listing(
+        self,
+        build: _BuildPage[P],
+        email: str | None,
+        userid: str | None,
+        start_date: DateArg,
+        end_date: DateArg,
+        request_type: RequestTypeArg,
+        page_size: int,
+        max_items: int | None,
+        cursor: str | None,
+    ) -> Stream[P]:
         query = ListQuery.build(
             email=email,
             userid=userid,
@@ -275,7 +351,8 @@ class ArgosClient:
         )
         limit = checks.check_max_items(max_items)
         start = START if cursor is None else decode_cursor(cursor, query.fingerprint)
-        return Stream(self._pages(query, self._options, limit=limit, start=start, cursor=cursor))
+        pages = self._pages(query, self._options, build, limit=limit, start=start, cursor=cursor)
+        return Stream(pages)
 
     def iter_submissions(
         self,
@@ -284,7 +361,7 @@ class ArgosClient:
         userid: str | None = None,
         start_date: DateArg = None,
         end_date: DateArg = None,
-        request_type: str | None = None,
+        request_type: RequestTypeArg = None,
         page_size: int = MAX_PAGE_SIZE,
         max_items: int | None = None,
         cursor: str | None = None,
@@ -318,7 +395,7 @@ class ArgosClient:
         fail_fast: bool = False,
         buffer: int | None = None,
         dedupe: bool = True,
-        request_type: str | None = None,
+        request_type: RequestTypeArg = None,
     ) -> Batch[Submission]:
         """Looks up many submissions, at most ``concurrency`` at a time; results stream back.
 
@@ -355,7 +432,7 @@ class ArgosClient:
         fail_fast: bool = False,
         buffer: int | None = None,
         dedupe: bool = True,
-        request_type: str | None = None,
+        request_type: RequestTypeArg = None,
         page_size: int = MAX_PAGE_SIZE,
     ) -> Batch[list[Submission]]:
         """Every submission of each email address, following pagination per address.
@@ -372,7 +449,7 @@ class ArgosClient:
 
         async def fetch(email: str) -> list[Submission]:
             query = dataclasses.replace(base, email=email)
-            async with aclosing(self._pages(query, options)) as pages:
+            async with aclosing(self._pages(query, options, _decoded_page)) as pages:
                 return [item async for page in pages for item in page.items]
 
         return self._batch("emails", emails, fetch, concurrency, ordered, fail_fast, buffer, dedupe)
@@ -441,7 +518,7 @@ class ArgosClient:
         checkpoint: str | os.PathLike[str] | None = None,
         email: str | None = None,
         userid: str | None = None,
-        request_type: str | None = None,
+        request_type: RequestTypeArg = None,
         window_days: int = 1,
     ) -> Backfill:
         """Every submission created from ``start_date`` to ``end_date`` (inclusive; default
@@ -462,48 +539,43 @@ class ArgosClient:
         other arguments are those of :meth:`iter_pages`, applied to each window, with the
         client's options.
         """
-        # Checked even where unused (no start_date): a bad argument is an error wherever.
-        days = checks.check_int("window_days", window_days, minimum=1)
-        if start_date is None:
-            if end_date is not None:
-                raise ValueError("end_date needs a start_date")
-            windows = [Window("all", None, None)]
-        else:
-            first = checks.to_date("start_date", start_date)
-            last = checks.to_date("end_date", end_date) or datetime.now(timezone.utc).date()
-            assert first is not None
-            if last < first:
-                raise ValueError(f"end_date ({last}) is before start_date ({first})")
-            windows = windows_between(first, last, days)
-        query = ListQuery.build(
+        plan = plan_backfill(
+            start_date,
+            end_date,
+            shards=shards,
+            page_size=page_size,
             email=email,
             userid=userid,
             request_type=request_type,
-            page_size=page_size,
+            window_days=window_days,
             date_format=self._shared.date_format,
         )
-        shard_count = checks.check_int("shards", shards, minimum=1, maximum=256)
-        options = self._options
+        return self._backfill_of(plan, checkpoint)
+
+    def _backfill_of(
+        self, plan: BackfillPlan, checkpoint: str | os.PathLike[str] | None
+    ) -> Backfill:
+        """The backfill of a checked plan, resumed from ``checkpoint`` if that file exists."""
+        query, options = plan.query, self._options
         saved = None
         if checkpoint is not None:
             if not isinstance(checkpoint, (str, os.PathLike)):
                 raise TypeError(f"checkpoint must be a file path, got {type(checkpoint).__name__}")
-            arguments = {
-                "start_date": windows[0].start.isoformat() if windows[0].start else None,
-                "end_date": windows[-1].end.isoformat() if windows[-1].end else None,
-                "window_days": window_days,
-                # Digests, not the values: the file should not hold personal data.
-                "filters": query.fingerprint,
-            }
-            saved = Checkpoint.load_or_new(checkpoint, arguments)
-            _check_positions(saved, windows, query)
+            saved = Checkpoint.load_or_new(checkpoint, plan.checkpoint_arguments())
+            _check_positions(saved, plan.windows, query)
 
-        def list_window(window: Window, cursor: str | None) -> Stream[Page]:
+        def list_window(window: Window, cursor: str | None, build: _BuildPage[P]) -> Stream[P]:
             window_query = query.between(window.start, window.end)
             start = START if cursor is None else decode_cursor(cursor, window_query.fingerprint)
-            return Stream(self._pages(window_query, options, start=start, cursor=cursor))
+            return Stream(self._pages(window_query, options, build, start=start, cursor=cursor))
 
-        return Backfill(windows, list_window, shards=shard_count, checkpoint=saved)
+        return Backfill(
+            plan.windows,
+            lambda window, cursor: list_window(window, cursor, _decoded_page),
+            lambda window, cursor: list_window(window, cursor, _raw_page),
+            shards=plan.shards,
+            checkpoint=saved,
+        )
 
     # -----------------------------------------------------------------------------------------
     # The two internal paths: arguments and options are validated by now.
@@ -511,9 +583,7 @@ class ArgosClient:
     async def _get_submission(
         self, submission_id: str, request_type: str | None, options: RequestOptions
     ) -> Submission:
-        params = {"submission_id": submission_id}
-        if request_type is not None:
-            params["request_type"] = request_type
+        params = _lookup_params(submission_id, request_type)
 
         def decode(body: bytes) -> Submission:
             return decode_single(body, submission_id)
@@ -530,23 +600,23 @@ class ArgosClient:
         self,
         query: ListQuery,
         options: RequestOptions,
+        build: _BuildPage[P],
         *,
         limit: int | None = None,
         start: Position = START,
         cursor: str | None = None,
-    ) -> AsyncGenerator[Page, None]:
+    ) -> AsyncGenerator[P, None]:
         """The one listing path: ``query`` page by page from ``start`` (the position inside
-        ``cursor``), read ahead as ``options.prefetch`` says."""
+        ``cursor``), read ahead as ``options.prefetch`` says, each page made by ``build``
+        (decoded into Structs, or raw)."""
         personal = query.personal_values()
 
         async def fetch(after: PageKey | None, count: int) -> Fetched:
             params = query.params(after, count)
             return await self._lookup(SUBMISSION_PATH, params, _scan, options, personal)
 
-        def decode(fetched: Fetched, first: int, count: int, resume: Position | None) -> Page:
-            return decode_page(
-                fetched.body, query.fingerprint, first=first, count=count, resume=resume
-            )
+        def decode(fetched: Fetched, first: int, count: int, resume: Position | None) -> P:
+            return build(fetched, query.fingerprint, first, count, resume)
 
         return paginate(
             fetch,
@@ -615,6 +685,26 @@ def _check_positions(saved: Checkpoint, windows: list[Window], query: ListQuery)
 
 def _scan(body: bytes) -> Fetched:
     return Fetched(body, *scan_page(body))
+
+
+def _lookup_params(submission_id: str, request_type: str | None) -> dict[str, str]:
+    params = {"submission_id": submission_id}
+    if request_type is not None:
+        params["request_type"] = request_type
+    return params
+
+
+def _decoded_page(
+    fetched: Fetched, fingerprint: str, first: int, count: int, resume: Position | None
+) -> Page:
+    return decode_page(fetched.body, fingerprint, first=first, count=count, resume=resume)
+
+
+def _raw_page(
+    fetched: Fetched, fingerprint: str, first: int, count: int, resume: Position | None
+) -> RawPage:
+    body, next_key, items = fetched
+    return raw_page(body, next_key, items, fingerprint, first=first, count=count, resume=resume)
 
 
 @dataclass(frozen=True)

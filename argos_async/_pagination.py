@@ -12,42 +12,56 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import NamedTuple
+from typing import NamedTuple, Protocol, TypeVar
+
+import msgspec
 
 from ._protocol.query import START, Position
 from ._tasks import stop
 from .errors import APIError, PaginationError, PayloadTooLargeError
-from .models import Page, PageKey
+from .models import PageKey
 
 logger = logging.getLogger("argos_async")
 
 
 class Fetched(NamedTuple):
-    """A page as received: known to be whole and of the documented envelope, not decoded yet."""
+    """A page as received: known to be whole and of the documented envelope, its items not
+    decoded yet (each one's bytes, as sent)."""
 
     body: bytes
     next_key: PageKey | None
-    item_count: int
+    items: list[msgspec.Raw]
 
 
 FetchPage = Callable[[PageKey | None, int], Awaitable[Fetched]]
 """Fetches the page after a key (``None``: the first page) holding at most ``count`` items."""
 
-DecodePage = Callable[[Fetched, int, int, Position | None], Page]
-"""Builds a page of the fetched items ``first`` to ``first + count``, whose cursor resumes at
-the position given (``None``: the listing is over)."""
+
+class _Resumable(Protocol):
+    """What the listing needs of a page it built: where to resume after it."""
+
+    @property
+    def cursor(self) -> str | None: ...
+
+
+P = TypeVar("P", bound=_Resumable)
+
+DecodePage = Callable[[Fetched, int, int, Position | None], P]
+"""Builds a page (a ``Page``, or a ``RawPage``) of the fetched items ``first`` to
+``first + count``, whose cursor resumes at the position given (``None``: the listing is
+over)."""
 
 
 async def paginate(
     fetch: FetchPage,
-    decode: DecodePage,
+    decode: DecodePage[P],
     *,
     page_size: int,
     start: Position = START,
     start_cursor: str | None = None,
     max_items: int | None = None,
     prefetch: int = 1,
-) -> AsyncGenerator[Page, None]:
+) -> AsyncGenerator[P, None]:
     """Yields pages until the server stops sending ``nextpageKey`` or ``max_items`` are out.
 
     Pages may be short or empty while a next key is still present (a DynamoDB-style query
@@ -96,13 +110,14 @@ async def paginate(
             if next_key is not None:
                 guard.check(next_key.id)
             # The first `skip` items after `after` were delivered before (a resumed cursor).
-            first = min(skip, fetched.item_count)
-            take = fetched.item_count - first
+            item_count = len(fetched.items)
+            first = min(skip, item_count)
+            take = item_count - first
             if remaining is not None and take > remaining:
                 take = remaining
             if remaining is not None:
                 remaining -= take
-            if first + take < fetched.item_count:
+            if first + take < item_count:
                 resume: Position | None = Position(after, first + take)  # cut short
                 more = False
             else:

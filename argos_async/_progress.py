@@ -129,10 +129,16 @@ def showing_log(progress: Progress, level: int = logging.WARNING) -> Iterator[No
     logger = logging.getLogger("argos_async")
     handler = _NoteHandler(progress, level)
     logger.addHandler(handler)
+    # Records below the logger's own level never reach a handler: let those of ``level`` in
+    # for the block's length (a --verbose export shows INFO with no logging configured).
+    previous = logger.level
+    if logger.getEffectiveLevel() > level:
+        logger.setLevel(level)
     try:
         yield
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(previous)
 
 
 def counted(n: int, one: str, many: str) -> str:

@@ -409,6 +409,26 @@ class Page(msgspec.Struct, kw_only=True, gc=False):
         return raw
 
 
+class RawPage(msgspec.Struct, kw_only=True, gc=False):
+    """One page of a listing with each item's JSON exactly as the server sent it, for
+    archiving: no ``Submission`` is built. The envelope, the next key and the item count are
+    checked like a ``Page``'s, and ``cursor`` resumes the same way."""
+
+    items: list[msgspec.Raw]
+    """Each item's bytes as sent (views into ``body``), in server order."""
+    next_key: PageKey | None
+    """The server's ``nextpageKey``; None on the last page."""
+    cursor: str | None
+    """An opaque resume token for ``cursor=``; None on the last page."""
+    body: bytes = msgspec.field(default=b"")
+    """The response body exactly as received."""
+    first: int = 0
+    """Where ``items`` start among the body's items (see ``Page.first``)."""
+
+    def __repr__(self) -> str:
+        return f"RawPage(items=<{len(self.items)} raw items>, cursor={self.cursor!r})"
+
+
 class _RawEnvelope(msgspec.Struct, gc=False):
     items: list[msgspec.Raw] = msgspec.field(name="Items")
 

@@ -20,8 +20,9 @@ import pytest
 from support import wait_until
 
 from argos_async import ArgosClient, CheckpointError, Page, ServerError, Stream
-from argos_async._backfill import Backfill, Window, windows_between
+from argos_async._backfill import Backfill
 from argos_async._checkpoint import Checkpoint
+from argos_async._plan import Window, windows_between
 from argos_async.testing import ArgosEmulator, FaultPlan, Status
 
 pytestmark = pytest.mark.anyio
@@ -248,7 +249,13 @@ async def test_a_busy_window_never_leaves_the_other_shard_idle() -> None:
             yield Page(items=[], next_key=None, cursor=None if n == pages - 1 else str(n))
         finished[window.name] = time.monotonic()
 
-    backfill = Backfill(windows, lambda w, c: Stream(list_window(w, c)), shards=2, checkpoint=None)
+    backfill = Backfill(
+        windows,
+        lambda w, c: Stream(list_window(w, c)),
+        lambda w, c: pytest.fail("pages() lists decoded pages"),
+        shards=2,
+        checkpoint=None,
+    )
     started = time.monotonic()
     async with aclosing(backfill.pages()) as pages:
         count = sum([1 async for _ in pages])

@@ -297,7 +297,7 @@ async def test_bad_arguments_fail_before_any_request(
     with pytest.raises(ValueError, match="max_items"):
         argos_client.iter_submissions(max_items=-1)
     with pytest.raises(ValueError, match="request_type"):
-        await argos_client.get_submission("abc", request_type="everything")
+        await argos_client.get_submission("abc", request_type="everything")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="submission_id"):
         await argos_client.get_submission("")
     with pytest.raises(TypeError, match="applicant_id"):

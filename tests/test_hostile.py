@@ -34,7 +34,7 @@ from argos_async import (
     ResponseDecodeError,
     ServerError,
 )
-from argos_async._backfill import windows_between
+from argos_async._plan import windows_between
 from argos_async._progress import Progress
 from argos_async._protocol.query import Position, encode_cursor
 from argos_async.models import PageKey

@@ -20,6 +20,9 @@ from argos_async._protocol import wire
 EXPORTED = {
     "DEFAULT_BASE_URL",
     "LEGACY_BASE_URL",
+    "DateFormat",
+    "RawPage",
+    "RequestTypeName",
     "APIConnectionError",
     "APIError",
     "APIStatusError",

@@ -2,8 +2,9 @@
 
 The fast path builds every Struct of a page in one ``msgspec.json.Decoder`` call. A page that
 fails it only because a timestamp has another shape takes a slow path that repairs timestamps
-along the model's type tree. ``scan_page`` reads only a page's envelope (next key, item count),
-which is what a request needs to know that the page arrived whole.
+along the model's type tree. ``scan_page`` reads only a page's envelope (next key, each item's
+bytes as sent), which is what a request needs to know that the page arrived whole, and all
+that the raw page path (``RawPage``) ever decodes.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any, Final
 
 import msgspec
 
-from ..errors import NotFoundError, ResponseDecodeError
-from ..models import ApplicantSubmission, Page, PageKey, Submission
+from ..errors import APIError, NotFoundError, ResponseDecodeError
+from ..models import ApplicantSubmission, Page, PageKey, RawPage, Submission
 from .query import Position, encode_cursor
 
 
@@ -61,10 +62,30 @@ def decode_page(
     return Page(items=items, next_key=envelope.next_key, cursor=cursor, body=body, first=first)
 
 
-def scan_page(body: bytes) -> tuple[PageKey | None, int]:
-    """A list response's next key and item count, without building its items (about a
-    quarter of the cost of decoding them). A body cut off in transit fails here, inside the
-    request's retries."""
+def raw_page(
+    body: bytes,
+    next_key: PageKey | None,
+    items: list[msgspec.Raw],
+    fingerprint: str,
+    *,
+    first: int,
+    count: int,
+    resume: Position | None,
+) -> RawPage:
+    """A scanned list response (see ``scan_page``) as a ``RawPage`` of its items ``first``
+    to ``first + count``, whose cursor resumes at ``resume`` (``None``: the listing is over).
+    Nothing is decoded: the scan already checked all a listing relies on."""
+    if first or count < len(items):
+        items = items[first : first + count]
+    cursor = None if resume is None else encode_cursor(resume, fingerprint)
+    return RawPage(items=items, next_key=next_key, cursor=cursor, body=body, first=first)
+
+
+def scan_page(body: bytes) -> tuple[PageKey | None, list[msgspec.Raw]]:
+    """A list response's next key and its items as sent (views into ``body``), without
+    building them (about a quarter of the cost of decoding them). A body cut off in transit,
+    or one whose envelope is not the documented one, fails here, inside the request's
+    retries."""
     try:
         scan = _scan_decoder.decode(body)
     except msgspec.ValidationError as exc:
@@ -73,7 +94,7 @@ def scan_page(body: bytes) -> tuple[PageKey | None, int]:
         raise _too_deep(body) from None
     except msgspec.DecodeError:
         raise _not_json(body, "response body") from None
-    return scan.next_key, len(scan.items)
+    return scan.next_key, scan.items
 
 
 def decode_single(body: bytes, submission_id: str) -> Submission:
@@ -83,12 +104,39 @@ def decode_single(body: bytes, submission_id: str) -> Submission:
     for item in items:
         if item.submission_id == submission_id:
             return item
-    if not items:
-        raise NotFoundError(f"no submission with id {submission_id!r}", status=200)
-    raise ResponseDecodeError(
-        f"the answer for submission {submission_id!r} holds {len(items)} other submission(s) "
+    raise _not_among(submission_id, len(items))
+
+
+def _not_among(submission_id: str, count: int) -> APIError:
+    if not count:
+        return NotFoundError(f"no submission with id {submission_id!r}", status=200)
+    return ResponseDecodeError(
+        f"the answer for submission {submission_id!r} holds {count} other submission(s) "
         "and not that one"
     )
+
+
+class _Identified(msgspec.Struct, gc=False):
+    submission_id: str | None = None
+
+
+_identified_decoder = msgspec.json.Decoder(_Identified)
+
+
+def raw_single(body: bytes, submission_id: str) -> msgspec.Raw:
+    """:func:`decode_single`'s answer as the item's bytes as sent: only the envelope and each
+    item's ``submission_id`` are read."""
+    _, items = scan_page(body)
+    for raw in items:
+        try:
+            found = _identified_decoder.decode(raw).submission_id
+        except msgspec.ValidationError as exc:
+            raise ResponseDecodeError(
+                f"response does not match the documented shape: {exc}"
+            ) from None
+        if found == submission_id:
+            return raw
+    raise _not_among(submission_id, len(items))
 
 
 def decode_applicants(body: bytes) -> list[ApplicantSubmission]:

@@ -18,6 +18,10 @@ RETRY_AFTER_HEADER: Final = "Retry-After"
 QUOTA_MESSAGE: Final = "Limit Exceeded"
 """The gateway's 429 message for the daily quota, as opposed to "Too Many Requests"."""
 
+RequestTypeName = Literal["kyc", "aml", "data", "others"]
+"""Values of the ``request_type`` query parameter (which part of each submission to return),
+as a type: a checker catches ``"kycc"`` before the API would."""
+
 DateFormat = Literal["YYYY-MM-DD", "YYYYMMDD"]
 """How dates are sent: the current documentation's form, or the original's."""
 DATE_FORMATS: Final[dict[str, str]] = {"YYYY-MM-DD": "%Y-%m-%d", "YYYYMMDD": "%Y%m%d"}
