@@ -317,7 +317,7 @@ class ArgosClient:
         cursor: str | None = None,
     ) -> Stream[RawPage]:
         """:meth:`iter_pages` for archiving: each page's items as the JSON the API sent,
-        byte for byte, with no ``Submission`` built (about four times less work per page).
+        byte for byte, with no ``Submission`` built.
 
         Takes the same arguments and follows the listing the same way: the envelope, the next
         key and the item count are checked, cursors resume, a server that loops is stopped.

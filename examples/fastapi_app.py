@@ -2,27 +2,72 @@
 
 One :class:`~argos_async.ArgosClient` per application, opened by the lifespan and closed on
 shutdown (its connection pool, its 429 pause and its retry budget are shared by every request),
-handed to endpoints by the :func:`get_argos` dependency. Two endpoints:
+handed to endpoints by the :func:`get_argos` dependency. Both endpoints answer with the API's
+JSON exactly as the API sent it: nothing is decoded into a ``Submission`` and encoded again, so
+no field gains a ``null`` and no timestamp changes its text.
 
-- ``GET /submissions/{submission_id}``: one submission as JSON;
-- ``GET /users/{userid}/submissions``: every submission of that user as NDJSON (one item per
-  line, exactly as the API sent it), streamed page by page while the next page is read ahead.
+- ``GET /submissions/{submission_id}``: the submission (``application/json``), the item's bytes
+  as the API sent them (:meth:`~argos_async.ArgosClient.get_raw_submission`);
+- ``GET /users/{userid}/submissions``: every submission of that user as NDJSON
+  (``application/x-ndjson``), one item per line as the API sent it
+  (:meth:`~argos_async.ArgosClient.iter_raw_pages`), streamed page by page while the next page
+  is read ahead.
 
-Errors of the API become answers of this service (see :func:`add_argos_error_handlers`):
-``NotFoundError`` 404; ``RateLimitError`` and ``QuotaExceededError`` 503 with ``Retry-After``
-(the upstream's wait, or :data:`DEFAULT_RETRY_AFTER` when it gave none); ``APITimeoutError``
-(the upstream did not answer within the client's ``timeout`` or ``deadline``) 504 Gateway
-Timeout; any other ``APIError`` (bad key, 5xx after retries, connection errors, bodies that do
-not decode) 502. The bodies carry the error's message, which never holds the key and has emails
-and user ids masked.
+Errors of the API before a response has started (any lookup's, a listing's first page's)
+become answers of this service (see :func:`add_argos_error_handlers`): ``NotFoundError`` 404;
+``RateLimitError`` and ``QuotaExceededError`` 503 with ``Retry-After`` (the upstream's wait, or
+:data:`DEFAULT_RETRY_AFTER` when it gave none); ``APITimeoutError`` (the upstream did not answer
+within the client's ``timeout`` or ``deadline``) 504 Gateway Timeout; any other ``APIError``
+(bad key, 5xx after retries, connection errors, bodies that do not decode) 502. The bodies are
+``{"error": TYPE, "detail": MESSAGE, "upstream_request_id": ID}`` (the id when there is one):
+the error's message, which never holds the key and has emails and user ids masked.
 
-Run it (needs ``pip install "argos-async[fastapi]" uvicorn``)::
+A listing whose later page fails (after the client's retries) can no longer change its 200: the
+body has started. It then ends normally (a complete HTTP response, not a cut-off one) with one
+last line that says what failed, the *error line*::
 
-    ARGOS_API_KEY=... uvicorn --factory examples.fastapi_app:create_app
+    {"error": {"type": "ServerError", "detail": "Service Unavailable",
+               "upstream_status": 503, "upstream_request_id": "6f0c..."}}
 
-or against the emulator: ``python -m argos_async.testing serve --port 8080`` prints a key;
-then ``ARGOS_API_KEY=<key> ARGOS_BASE_URL=http://127.0.0.1:8080 uvicorn --factory ...``.
-FastAPI is needed by this module only; ``argos_async`` itself never imports it.
+(on one line). ``type`` is the exception's class name (:mod:`argos_async.errors`), ``detail``
+its message as in the error answers above (masked), ``upstream_status`` and
+``upstream_request_id`` the status and request id of the upstream's answer, ``null`` when
+there was none (a connection error, a timeout, a body that did not decode). How a consumer
+tells a complete listing from a failed one: every item line is a submission object, which has
+a ``submission_id``; the error line is the only line whose object has the single key
+``"error"``, and it is always the last. A body whose last line is an error line is a failed
+listing: the lines before it are valid items in the server's order, the rest is missing. A
+body that ends cleanly otherwise (an empty body included: a user without submissions) is the
+complete listing; a body cut off (no final newline, or the HTTP response itself broken) is
+incomplete as well. The server logs each such failure as one WARNING record of the
+``examples.fastapi_app`` logger, one line and no traceback, naming the request (user id
+masked), how many items went out, and the error.
+
+Run it from a fresh clone, in its root directory, with Python 3.10 or newer (uvicorn comes
+with the ``fastapi`` extra)::
+
+    python3 -m venv .venv && . .venv/bin/activate
+    python -m pip install -e ".[fastapi]"
+
+Against the emulator: in one shell, start it; it prints its URL and a throwaway key::
+
+    python -m argos_async.testing serve --port 8080
+    # Argos emulator listening on http://127.0.0.1:8080 (10000 submissions, api key: KEY)
+
+then in another (same directory, the venv activated), with that key::
+
+    ARGOS_API_KEY=KEY ARGOS_BASE_URL=http://127.0.0.1:8080 \
+        uvicorn --factory examples.fastapi_app:create_app --port 8000
+    curl -s "http://127.0.0.1:8000/users/qa_runner_1/submissions?page_size=100" | head -n 2
+    curl -s http://127.0.0.1:8000/submissions/SUBMISSION_ID   # an id from the listing
+
+Against the API: ``ARGOS_API_KEY=<your key> uvicorn --factory examples.fastapi_app:create_app``.
+``ARGOS_API_KEY`` is required (without it the startup fails); ``ARGOS_BASE_URL`` is optional
+(default: the API's current host, :data:`argos_async.DEFAULT_BASE_URL`). Run uvicorn from the
+clone's root: ``examples`` is not part of the installed package, uvicorn imports it from the
+current directory. uvicorn's access log prints each request's path, user ids included; this
+module's own log lines mask them (add ``--no-access-log`` where that matters). FastAPI is
+needed by this module only; ``argos_async`` itself never imports it.
 """
 
 from __future__ import annotations
@@ -47,9 +92,9 @@ from argos_async import (
     ArgosClient,
     ClientPausedError,
     NotFoundError,
-    Page,
     QuotaExceededError,
     RateLimitError,
+    RawPage,
     Stream,
 )
 
@@ -57,7 +102,6 @@ __all__ = [
     "DEFAULT_DEADLINE",
     "DEFAULT_RETRY_AFTER",
     "Argos",
-    "ListingInterrupted",
     "NDJSONListing",
     "add_argos_error_handlers",
     "create_app",
@@ -66,8 +110,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-_encode = msgspec.json.Encoder().encode
 
 DEFAULT_RETRY_AFTER = 5
 """The ``Retry-After`` (seconds) of a 503 for an upstream 429 that named no wait. Without one a
@@ -127,27 +169,33 @@ Argos = Annotated[ArgosClient, Depends(get_argos)]
 
 # At least one non-blank character: the client refuses blank ids, and this makes that a 422.
 SubmissionId = Annotated[str, Path(pattern=r"\S", max_length=256)]
+"""The ``{submission_id}`` of a path: up to 256 characters, not all blank (else a 422)."""
 UserId = Annotated[str, Path(pattern=r"\S", max_length=256)]
-
-
-class ListingInterrupted(Exception):
-    """The listing failed after the NDJSON response had started: the response is aborted."""
+"""The ``{userid}`` of a path: up to 256 characters, not all blank (else a 422)."""
 
 
 class NDJSONListing(StreamingResponse):
-    """A listing streamed as NDJSON, a page per chunk. The listing is closed however the
-    response ends (finished, failed, or the client went away), which cancels the page being
-    read ahead at once instead of whenever the garbage collector gets to it.
+    """A listing streamed as NDJSON, a page per chunk, each item on a line of its own as the
+    API sent it.
+
+    ``first`` is the page already fetched (``None`` when the listing had none), ``pages`` the
+    listing's further pages; ``name`` names the request in the log, personal values masked.
+    An ``APIError`` of a later page ends the body with the error line of the module docstring,
+    after one WARNING record (no traceback); any other exception is a bug and propagates.
+    The listing is closed however the response ends (finished, failed, or the client went
+    away), which cancels the page being read ahead at once instead of whenever the garbage
+    collector gets to it.
     """
 
     media_type = "application/x-ndjson"
 
-    def __init__(self, first: Page | None, pages: Stream[Page]) -> None:
+    def __init__(self, first: RawPage | None, pages: Stream[RawPage], *, name: str) -> None:
         self._pages = pages
+        self._name = name
         self._chunks = self._lines(first)
         super().__init__(self._chunks)
 
-    async def _lines(self, first: Page | None) -> AsyncGenerator[bytes, None]:
+    async def _lines(self, first: RawPage | None) -> AsyncGenerator[bytes, None]:
         sent = 0
         try:
             if first is not None:
@@ -157,10 +205,16 @@ class NDJSONListing(StreamingResponse):
                 sent += len(page.items)
                 yield _ndjson(page)
         except APIError as exc:
-            # Too late for an error status: abort the response so the client sees a cut-off
-            # body rather than a complete-looking short list.
-            logger.warning("listing failed after %d items, response aborted: %s", sent, exc)
-            raise ListingInterrupted(str(exc)) from exc
+            # Too late for an error status: the 200 and `sent` items are out. Say what failed
+            # in the body's last line, and end the body normally.
+            logger.warning(
+                "%s failed after %d items; the NDJSON body ends with an error line: %s: %s",
+                self._name,
+                sent,
+                type(exc).__name__,
+                _one_line(str(exc)),
+            )
+            yield _error_line(exc)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Sends the response, then closes the listing whatever happened."""
@@ -173,9 +227,9 @@ class NDJSONListing(StreamingResponse):
                 await self._pages.aclose()
 
 
-def _ndjson(page: Page) -> bytes:
+def _ndjson(page: RawPage) -> bytes:
     lines = []
-    for raw in page.raw_items:
+    for raw in page.items:
         line = bytes(raw)
         if b"\n" in line or b"\r" in line:
             # Compact JSON never holds a raw newline; a pretty-printed item would break the
@@ -185,15 +239,38 @@ def _ndjson(page: Page) -> bytes:
     return b"".join(line + b"\n" for line in lines)
 
 
+def _error_line(exc: APIError) -> bytes:
+    """The NDJSON body's last line for a listing that failed after its response started."""
+    answer = exc if isinstance(exc, APIStatusError) else None
+    error = {
+        "type": type(exc).__name__,
+        "detail": _detail(exc),
+        "upstream_status": None if answer is None else answer.status,
+        "upstream_request_id": None if answer is None else answer.request_id,
+    }
+    return msgspec.json.encode({"error": error}) + b"\n"
+
+
+def _one_line(text: str) -> str:
+    # An upstream's message may span lines; a log record of this module never does.
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _mask_id(value: str) -> str:
+    """A user id for a log line, as the library masks one: its first character."""
+    return f"{value[:1]}***"
+
+
 router = APIRouter()
 """The recipe's routes, to include in an application that provides the lifespan and handlers."""
 
 
 @router.get("/submissions/{submission_id}", response_class=Response)
 async def get_submission(submission_id: SubmissionId, argos: Argos) -> Response:
-    """One submission, with every field a single lookup returns, as JSON."""
-    submission = await argos.get_submission(submission_id)
-    return Response(_encode(submission), media_type="application/json")
+    """One submission, with every field a single lookup returns: the JSON the API sent for
+    it, byte for byte."""
+    raw = await argos.get_raw_submission(submission_id)
+    return Response(bytes(raw), media_type="application/json")
 
 
 @router.get("/users/{userid}/submissions", response_class=StreamingResponse)
@@ -202,18 +279,19 @@ async def list_user_submissions(
     argos: Argos,
     page_size: Annotated[int, Query(ge=1, le=2000)] = 2000,
 ) -> NDJSONListing:
-    """Every submission of ``userid``, newest first, as NDJSON: one item per line, as sent."""
-    pages = argos.iter_pages(userid=userid, page_size=page_size)
+    """Every submission of ``userid``, newest first, as NDJSON: one item per line, as sent;
+    a failure after the first page ends the body with an error line (module docstring)."""
+    pages = argos.iter_raw_pages(userid=userid, page_size=page_size)
     # The first page is fetched before answering, so that a failure of the first request
     # (bad key, rate limit, outage) still gets its proper status code.
     try:
-        first: Page | None = await anext(pages)
+        first: RawPage | None = await anext(pages)
     except StopAsyncIteration:
         first = None
     except BaseException:
         await pages.aclose()
         raise
-    return NDJSONListing(first, pages)
+    return NDJSONListing(first, pages, name=f"GET /users/{_mask_id(userid)}/submissions")
 
 
 def add_argos_error_handlers(app: FastAPI) -> None:
@@ -249,12 +327,12 @@ def _seconds_to_wait(exc: RateLimitError | ClientPausedError) -> float:
 
 
 def _error_body(exc: Exception) -> dict[str, Any]:
-    # Only the message: it is masked by the client, whereas `body` is the upstream's raw text.
-    body: dict[str, Any] = {"error": type(exc).__name__}
-    if isinstance(exc, APIStatusError):
-        body["detail"] = exc.message
-        if exc.request_id:
-            body["upstream_request_id"] = exc.request_id
-    else:
-        body["detail"] = str(exc)
+    body: dict[str, Any] = {"error": type(exc).__name__, "detail": _detail(exc)}
+    if isinstance(exc, APIStatusError) and exc.request_id:
+        body["upstream_request_id"] = exc.request_id
     return body
+
+
+def _detail(exc: Exception) -> str:
+    # Only the message: it is masked by the client, whereas `body` is the upstream's raw text.
+    return exc.message if isinstance(exc, APIStatusError) else str(exc)

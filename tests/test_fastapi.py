@@ -2,29 +2,70 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import subprocess
 import sys
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing, asynccontextmanager
-from datetime import datetime
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 import httpx
 import msgspec
 import pytest
+from aiohttp import web
 from fastapi import FastAPI
 from starlette.requests import ClientDisconnect
-from starlette.types import Message
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from support import FAST, wait_until
 
-from argos_async import ArgosClient, Page
-from argos_async.testing import ArgosEmulator, Delay, FaultPlan, QuotaExceeded, Status
-from examples.fastapi_app import DEFAULT_RETRY_AFTER, ListingInterrupted, create_app
+from argos_async import ArgosClient, RawPage
+from argos_async.testing import (
+    ArgosEmulator,
+    Delay,
+    DropConnection,
+    Fault,
+    FaultContext,
+    FaultPlan,
+    QuotaExceeded,
+    Status,
+)
+from examples.fastapi_app import DEFAULT_RETRY_AFTER, create_app
 
 pytestmark = pytest.mark.anyio
 
 HEAVY_USER = "qa_runner_1"
+PATH = "/v3/submission"
+APP_LOGGER = "examples.fastapi_app"
+
+
+@dataclass(frozen=True, repr=False)
+class Recorded(Fault):
+    """Changes nothing; keeps every 200 body the emulator sends on ``path``, in order."""
+
+    bodies: list[bytes] = field(default_factory=list)
+
+    def rewrite_body(self, body: bytes, ctx: FaultContext) -> bytes:
+        self.bodies.append(body)
+        return body
+
+
+@dataclass(frozen=True, repr=False)
+class Body(Fault):
+    """Answers with this 200 body instead of the emulator."""
+
+    body: bytes = b""
+
+    async def respond(self, request: web.Request, ctx: FaultContext) -> web.StreamResponse | None:
+        return web.Response(body=self.body, content_type="application/json")
+
+
+def items_in(body: bytes) -> list[bytes]:
+    """The items of a response body, each as its bytes in the body."""
+    envelope = msgspec.json.decode(body, type=dict[str, msgspec.Raw])
+    return [bytes(raw) for raw in msgspec.json.decode(envelope["Items"], type=list[msgspec.Raw])]
 
 
 def app_for(emu: ArgosEmulator, **client_options: Any) -> FastAPI:
@@ -36,34 +77,63 @@ def app_for(emu: ArgosEmulator, **client_options: Any) -> FastAPI:
 
 
 @asynccontextmanager
-async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with its lifespan started (as a server would), and an HTTP client for it."""
+async def running(
+    app: FastAPI, sent: list[Message] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan started (as a server would), and an HTTP client for it;
+    every ASGI message the app sends goes into ``sent`` too."""
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
+        asgi: ASGIApp = app if sent is None else recording(app, sent)
+        transport = httpx.ASGITransport(app=asgi)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             yield http
 
 
-def parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+def recording(app: ASGIApp, sent: list[Message]) -> ASGIApp:
+    async def recorded(scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_and_record(message: Message) -> None:
+            sent.append(message)
+            await send(message)
+
+        await app(scope, receive, send_and_record)
+
+    return recorded
 
 
-async def test_lookup_returns_the_submission_as_json() -> None:
-    async with ArgosEmulator(submissions=2000, seed=9) as emu, running(app_for(emu)) as http:
+async def test_lookup_answers_with_the_item_exactly_as_the_api_sent_it() -> None:
+    recorder = Recorded(path=PATH)
+    async with (
+        ArgosEmulator(submissions=2000, seed=9, faults=FaultPlan([recorder])) as emu,
+        running(app_for(emu)) as http,
+    ):
         item = emu.dataset.items[10]
         response = await http.get(f"/submissions/{item['submission_id']}")
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
-    body = response.json()
-    assert body["submission_id"] == item["submission_id"]
-    assert body["email"] == item["email"]
-    assert body["userid"] == item.get("userid")
-    assert parse_time(body["created_at"]) == parse_time(item["created_at"])
-    assert body["kyc"]["result"] == item["kyc"]["result"]
-    assert body["kyc"]["commentCode"] == item["kyc"].get("commentCode", [])
-    # A single lookup's fields, under the API's own names.
-    assert len(body["kyc"]["attempts"]) == len(item["kyc"].get("attempts", []))
-    assert body["data"]["idType"] == item["data"]["idType"]
+    [body] = recorder.bodies
+    assert response.content == items_in(body)[0]
+    assert response.json()["submission_id"] == item["submission_id"]
+    # A Submission encoded again would add a null for every field the API left out.
+    assert b"null" not in response.content
+
+
+async def test_lookup_passes_an_odd_item_on_byte_for_byte() -> None:
+    # Spacing, a newline, an escape, a trailing zero, another timestamp text and a field the
+    # client does not know: decoded and encoded again, every one of them would change.
+    item = (
+        b'{ "submission_id" : "odd-1",\n  "name": "Jos\\u00e9", "score": 1.50,'
+        b' "created_at": "2025-06-01 10:00:00+00:00", "kyc": {"result": "approved"},'
+        b' "x_new_field": [1, {}] }'
+    )
+    plan = FaultPlan([Body(body=b'{"Items": [' + item + b"]}", path=PATH)])
+    async with (
+        ArgosEmulator(submissions=10, seed=9, faults=plan) as emu,
+        running(app_for(emu)) as http,
+    ):
+        response = await http.get("/submissions/odd-1")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.content == item
 
 
 async def test_unknown_id_is_404() -> None:
@@ -83,10 +153,14 @@ async def test_blank_id_is_refused_before_any_request() -> None:
 
 
 @pytest.mark.parametrize("page_size", [2000, 7])
-async def test_ndjson_stream_has_every_submission_of_the_user_in_server_order(
+async def test_ndjson_stream_has_every_submission_of_the_user_as_sent_in_server_order(
     page_size: int,
 ) -> None:
-    async with ArgosEmulator(submissions=3000, seed=9) as emu, running(app_for(emu)) as http:
+    recorder = Recorded(path=PATH)
+    async with (
+        ArgosEmulator(submissions=3000, seed=9, faults=FaultPlan([recorder])) as emu,
+        running(app_for(emu)) as http,
+    ):
         response = await http.get(
             f"/users/{HEAVY_USER}/submissions", params={"page_size": page_size}
         )
@@ -95,10 +169,31 @@ async def test_ndjson_stream_has_every_submission_of_the_user_in_server_order(
     assert response.headers["content-type"] == "application/x-ndjson"
     assert response.content.endswith(b"\n")
     lines = response.content.splitlines()
+    assert lines == [item for body in recorder.bodies for item in items_in(body)]
     items = [msgspec.json.decode(line) for line in lines]
     assert [item["submission_id"] for item in items] == expected
     assert len(expected) > 14
+    assert len(recorder.bodies) == -(-len(expected) // page_size)
     assert {item["userid"] for item in items} == {HEAVY_USER}
+
+
+async def test_ndjson_items_no_submission_could_be_built_from_still_come_as_sent() -> None:
+    # A field of the wrong type would fail a decoded page; the listing builds no Submission.
+    odd = b'{"submission_id":"odd-1","kyc":"not an object","created_at":7, "extra": 1.50}'
+    # A pretty-printed item is the one change: made compact, to keep one item per line.
+    pretty = b'{\n  "submission_id": "odd-2",\r\n  "kyc": {"result": "approved"}\n}'
+    plan = FaultPlan([Body(body=b'{"Items": [' + odd + b", " + pretty + b"]}", path=PATH)])
+    async with (
+        ArgosEmulator(submissions=10, seed=9, faults=plan) as emu,
+        running(app_for(emu)) as http,
+    ):
+        response = await http.get(f"/users/{HEAVY_USER}/submissions")
+    assert response.status_code == 200
+    assert response.content.split(b"\n") == [
+        odd,
+        b'{"submission_id":"odd-2","kyc":{"result":"approved"}}',
+        b"",
+    ]
 
 
 async def test_a_user_without_submissions_gets_an_empty_stream() -> None:
@@ -262,15 +357,91 @@ async def test_one_client_per_app_closed_on_shutdown() -> None:
             await argos.get_submission(emu.dataset.ids[0])
 
 
-async def test_a_failure_mid_stream_aborts_the_response() -> None:
+@pytest.mark.parametrize(
+    ("fault", "kind", "detail", "upstream_status"),  # detail: a pattern
+    [
+        pytest.param(
+            # Page 2 and its one retry: the client gives up.
+            Status(503, at={2, 3}),
+            "ServerError",
+            re.escape("Service Unavailable"),
+            503,
+            id="503-after-retries",
+        ),
+        pytest.param(
+            # Never retried. The upstream names the user: the client masks it.
+            Status(400, message=f"Invalid userid {HEAVY_USER}", at=2),
+            "BadRequestError",
+            re.escape("Invalid userid q***"),
+            400,
+            id="400-naming-the-user",
+        ),
+        pytest.param(
+            # No answer, so no upstream status or request id.
+            DropConnection(at={2, 3}),
+            "APIConnectionError",
+            "GET /v3/submission failed: (ClientPayloadError|ServerDisconnectedError)",
+            None,
+            id="connection-dropped",
+        ),
+    ],
+)
+async def test_a_failure_mid_stream_ends_the_body_with_an_error_line_and_logs_one_line(
+    fault: Fault,
+    kind: str,
+    detail: str,
+    upstream_status: int | None,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
     # Page 1 is fetched before answering; page 2 fails once the body is streaming.
-    plan = FaultPlan([Status(500, at=2)])
+    recorder = Recorded(path=PATH)
+    messages: list[Message] = []
+    caplog.set_level(logging.DEBUG)
     async with (
-        ArgosEmulator(submissions=3000, seed=9, faults=plan) as emu,
-        running(app_for(emu, max_retries=0)) as http,
+        ArgosEmulator(submissions=3000, seed=9, faults=FaultPlan([fault, recorder])) as emu,
+        running(app_for(emu, max_retries=1), messages) as http,
     ):
-        with pytest.raises(ListingInterrupted, match="500"):
-            await http.get(f"/users/{HEAVY_USER}/submissions", params={"page_size": 5})
+        response = await http.get(f"/users/{HEAVY_USER}/submissions", params={"page_size": 5})
+    assert response.status_code == 200
+    *items, error_line, end = response.content.split(b"\n")
+    # The first page's items as sent, then the error line, then the body's last newline.
+    assert items == items_in(recorder.bodies[0])
+    assert len(items) == 5
+    assert end == b""
+    [(key, error)] = msgspec.json.decode(error_line).items()
+    assert key == "error"
+    assert list(error) == ["type", "detail", "upstream_status", "upstream_request_id"]
+    assert error["type"] == kind
+    assert re.fullmatch(detail, error["detail"])
+    assert error["upstream_status"] == upstream_status
+    if upstream_status is None:
+        assert error["upstream_request_id"] is None
+    else:
+        assert isinstance(error["upstream_request_id"], str)
+        assert error["upstream_request_id"]
+    # What the service logged: every record but those of the test's own HTTP client.
+    logged = [r for r in caplog.records if r.name.partition(".")[0] not in ("httpx", "httpcore")]
+    for text in (error_line.decode(), *(r.getMessage() for r in logged)):
+        assert HEAVY_USER not in text
+        assert emu.api_key not in text
+    # The response ended as a finished one does, not cut off.
+    assert messages[0]["type"] == "http.response.start"
+    assert messages[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+
+    # One log line for the failure: the request (user id masked), the items out, the error.
+    [record] = [r for r in logged if r.name == APP_LOGGER]
+    assert record.levelno == logging.WARNING
+    assert record.exc_info is None
+    assert record.stack_info is None
+    message = record.getMessage()
+    assert "\n" not in message
+    assert message.startswith("GET /users/q***/submissions failed after 5 items")
+    assert re.search(f"{kind}: .*{detail}", message)
+    # Nothing anywhere logged a traceback or printed one.
+    assert all(r.exc_info is None for r in caplog.records)
+    assert "Traceback" not in caplog.text
+    assert "Traceback" not in capfd.readouterr().err
 
 
 @pytest.mark.parametrize("spec_version", ["2.3", "2.4"])
@@ -344,15 +515,15 @@ async def test_a_finished_stream_closes_the_listing(monkeypatch: pytest.MonkeyPa
 
 
 def track_listings(argos: ArgosClient, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Wraps ``argos.iter_pages`` so that each listing notes "open", then "closed" once it has
-    been closed or run to its end."""
+    """Wraps ``argos.iter_raw_pages`` so that each listing notes "open", then "closed" once it
+    has been closed or run to its end."""
     states: list[str] = []
-    original = argos.iter_pages
+    original = argos.iter_raw_pages
 
-    def iter_pages(**kwargs: Any) -> AsyncGenerator[Page, None]:
+    def iter_raw_pages(**kwargs: Any) -> AsyncGenerator[RawPage, None]:
         inner = original(**kwargs)
 
-        async def tracked() -> AsyncGenerator[Page, None]:
+        async def tracked() -> AsyncGenerator[RawPage, None]:
             index = len(states)
             states.append("open")
             try:
@@ -364,7 +535,7 @@ def track_listings(argos: ArgosClient, monkeypatch: pytest.MonkeyPatch) -> list[
 
         return tracked()
 
-    monkeypatch.setattr(argos, "iter_pages", iter_pages)
+    monkeypatch.setattr(argos, "iter_raw_pages", iter_raw_pages)
     return states
 
 
