@@ -12,6 +12,11 @@ f. fan-out where the client's CPU is the limit: 20,000 lookups at concurrency 25
    latency, floor and argos_async, each run in a fresh process of its own that reports its
    wall time, its own CPU time (user + system, the page server's excluded) and its garbage
    collector's runs: requests per second and CPU per lookup.
+g. the export, as whole processes: ``python -m argos_async export`` of 100,000 submissions
+   against the export floor (``export_floor.py``: aiohttp page by page, ``msgspec.Raw`` split,
+   one write + flush + fsync per page, no library logic), interleaved; then the export's own
+   work (``run_export`` in this process: no interpreter start-up, which would otherwise be
+   most of the 8-shard run) of 60 day windows at 50 ms page latency, 8 shards against 1.
 
 Runs alternate between peers so that the machine's noise hits them alike. Run:
 ``python benchmarks/run.py [--runs 3] [--only a,b,...]`` (or ``nox -s bench``).
@@ -26,9 +31,11 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import peers
@@ -36,6 +43,8 @@ from _harness import Stopwatch, median, table
 from pageserver import POOL, SEED
 
 from argos_async import ArgosClient
+from argos_async._export import ExportRequest, run_export
+from argos_async._plan import plan_backfill
 from argos_async.testing import Dataset
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -288,6 +297,78 @@ def scenario_f(runs: int) -> tuple[str, dict[str, float]]:
     }
 
 
+def _process(command: list[str], out: str, expected: int, **env: str) -> float:
+    """Seconds a whole process took (start-up, imports and exit included); it must have
+    written ``expected`` lines to ``out``."""
+    with Stopwatch() as watch:
+        done = subprocess.run(
+            command, env={**os.environ, **env}, capture_output=True, text=True, timeout=600
+        )
+    if done.returncode != 0:
+        raise RuntimeError(f"{command[1:3]} failed ({done.returncode}):\n{done.stderr}")
+    with open(out, "rb") as file:
+        lines = file.read().count(b"\n")
+    if lines != expected:
+        raise RuntimeError(f"{command[1:3]} wrote {lines} lines, not {expected}")
+    return watch.seconds
+
+
+def _export_command(out: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "argos_async", "export", "--out", out, "--overwrite",
+            "--quiet", "--no-progress", *args]  # fmt: skip
+
+
+async def _export(url: str, out: str, days: int, shards: int) -> int:
+    """The export's own work (no interpreter start-up): ``run_export`` of ``days`` windows."""
+    start = date(2025, 1, 1)
+    plan = plan_backfill(start, start + timedelta(days=days - 1), shards=shards)
+    async with ArgosClient(api_key=peers.API_KEY, base_url=url) as client:
+        result = await run_export(client, plan, ExportRequest(Path(out), overwrite=True))
+    return result.items
+
+
+def scenario_g(runs: int) -> tuple[str, dict[str, float]]:
+    items = 100_000
+    floor_script = os.path.join(HERE, "export_floor.py")
+    seconds: dict[str, list[float]] = {"floor": [], "argos_async export": []}
+    days, per_day, latency = 60, 300, 0.050
+    sharded: dict[int, list[float]] = {1: [], 8: []}
+    # On the disk the repository is on, like a user's export: fsync has its real cost.
+    with tempfile.TemporaryDirectory(dir=HERE) as scratch:
+        out = os.path.join(scratch, "out.jsonl")
+        with page_server("--items", str(items)) as url:
+            env = {"ARGOS_API_KEY": peers.API_KEY, "ARGOS_BASE_URL": url}
+            runners: dict[str, Callable[[], float]] = {
+                "floor": lambda: _process([sys.executable, floor_script, url, out], out, items),
+                "argos_async export": lambda: _process(_export_command(out), out, items, **env),
+            }
+            runners["floor"]()  # unmeasured: the server keeps each response it assembled
+            for run in range(runs):
+                order = list(runners) if run % 2 == 0 else list(reversed(runners))
+                for name in order:
+                    seconds[name].append(runners[name]())
+        with page_server("--window-items", str(per_day), "--latency", str(latency)) as url:
+            for _ in range(runs):
+                for shards in sharded:
+                    sharded[shards].append(timed(days * per_day, _export, url, out, days, shards))
+    floor = median(seconds["floor"])
+    rows = [
+        [name, f"{median(s):.2f}", f"{items / median(s):,.0f}", f"{floor / median(s):.2f}x"]
+        for name, s in seconds.items()
+    ]
+    text = table(["100,000 submissions", "seconds", "items/s", "vs floor"], rows)
+    one = median(sharded[1])
+    rows = [
+        [f"{n} shard(s)", f"{median(s):.2f}", f"{one / median(s):.1f}x"] for n, s in sharded.items()
+    ]
+    text += "\n\n" + table(["run_export, 60 days at 50 ms", "seconds", "speed-up"], rows)
+    numbers = {
+        "g_vs_floor": floor / median(seconds["argos_async export"]),
+        "g_shard_speedup": one / median(sharded[8]),
+    }
+    return text, numbers
+
+
 SCENARIOS = {
     "a": ("(a) stream 200,000 items, page_size 2000", scenario_a),
     "b": ("(b) peak RSS, streaming 10,000 and 1,000,000 items", scenario_b),
@@ -295,6 +376,10 @@ SCENARIOS = {
     "d": ("(d) fan-out: 5,000 lookups, concurrency 64, 20 ms latency", scenario_d),
     "e": ("(e) backfill: 60 days at 50 ms page latency", scenario_e),
     "f": ("(f) fan-out, CPU-bound: 20,000 lookups, concurrency 256, 5 ms latency", scenario_f),
+    "g": (
+        "(g) the export as whole processes: 100,000 submissions; 60 days, 8 shards vs 1",
+        scenario_g,
+    ),
 }
 
 TARGETS = [
@@ -307,13 +392,15 @@ TARGETS = [
     ("e_speedup", "(e) 8 shards vs 1", ">=", 6.0),
     ("f_vs_floor", "(f) argos_async CPU-bound fan-out vs floor", ">=", 0.95),
     ("f_cpu_ratio", "(f) argos_async CPU per lookup / floor's", "<=", 1.1),
+    ("g_vs_floor", "(g) export vs export floor, whole processes", ">=", 0.9),
+    ("g_shard_speedup", "(g) export, 8 shards vs 1 at 50 ms", ">=", 6.0),
 ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--only", default="abcdef", help="scenario letters, e.g. ad")
+    parser.add_argument("--only", default="abcdefg", help="scenario letters, e.g. ad")
     args = parser.parse_args()
 
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
