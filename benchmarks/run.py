@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
 import json
 import os
 import platform
@@ -397,7 +398,18 @@ TARGETS = [
 ]
 
 
+def compile_package() -> None:
+    """Writes the package's bytecode, as installing a wheel does. Processes started by the
+    scenarios then import it as users' processes do, rather than compiling every module from
+    source again where ``PYTHONDONTWRITEBYTECODE`` is set (it is, on this machine), a cost
+    the peers' installed libraries never pay."""
+    import argos_async
+
+    compileall.compile_dir(os.path.dirname(argos_async.__file__), quiet=1)
+
+
 def main() -> None:
+    compile_package()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", default="abcdefg", help="scenario letters, e.g. ad")
