@@ -261,17 +261,29 @@ async def test_killed_ten_times_at_random_and_resumed_ends_with_every_id_once(
     ]  # fmt: skip
     # About 2,500 pages at 10 ms each over 4 shards: at least 6 s of waiting for the server
     # however fast the machine, while ten runs killed within 0.8 s of their start give it
-    # less than that, so every kill lands mid-job.
+    # less than that, and the aimed runs below stop within their first pages: every kill
+    # lands mid-job.
     async with ArgosEmulator(submissions=10_000, seed=21, latency=0.01) as emu:
         env = run_env(ARGOS_API_KEY=emu.api_key, ARGOS_BASE_URL=emu.url)
         kills = 0
         ahead: list[bool] = []
-        while kills < 10:
+
+        def lines_ahead() -> bool:
+            # Lines past the checkpoint's length: what the resume must cut off.
+            return out.exists() and out.stat().st_size > recorded_length(out)
+
+        # Ten kills at random moments. The window between a page's lines and its checkpoint
+        # is a millisecond or so, which they may all miss: then up to ten more, each aimed at
+        # it (the moment lines are seen past the checkpoint).
+        while kills < 10 or (not any(ahead) and kills < 20):
             process = await anyio.open_process(args, env=env)
-            moment = rng.uniform(0.2, 0.8)
             started = time.monotonic()
-            with anyio.move_on_after(moment):
-                await process.wait()
+            with anyio.move_on_after(rng.uniform(0.2, 0.8) if kills < 10 else 0.8):
+                if kills < 10:
+                    await process.wait()
+                # Polled: the state is another process's files, nothing signals it.
+                while kills >= 10 and process.returncode is None and not lines_ahead():  # noqa: ASYNC110
+                    await anyio.sleep(0.0002)
             if process.returncode is not None:
                 assert process.stderr is not None
                 problem = b""
@@ -284,13 +296,12 @@ async def test_killed_ten_times_at_random_and_resumed_ends_with_every_id_once(
             await process.aclose()
             kills += 1
             assert time.monotonic() - started < 30
-            # Lines past the checkpoint's length: what the resume must cut off.
-            ahead.append(out.exists() and out.stat().st_size > recorded_length(out))
+            ahead.append(lines_ahead())
         final = await anyio.run_process(args, env=env, check=False)
         assert final.returncode == 0, final.stderr.decode()
         expected = sorted(emu.dataset.ids)
     counts = Counter(ids_in(out))
-    assert kills == 10
+    assert kills >= 10
     assert any(ahead), "no kill left lines past the checkpoint: the truncation went untested"
     assert set(counts.values()) == {1}, [i for i, n in counts.items() if n > 1][:5]
     assert sorted(counts) == expected

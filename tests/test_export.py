@@ -11,11 +11,12 @@ from datetime import date
 from pathlib import Path
 
 import anyio
+import msgspec
 import pytest
 from support import FAST, REPO, client_for, wait_until
 
 import argos_async._cli as cli
-from argos_async._export import ExportRefused, ExportRequest, run_export
+from argos_async._export import ExportRefused, ExportRequest, _write_lines, run_export
 from argos_async._plan import plan_backfill
 from argos_async.testing import ArgosEmulator, FaultPlan, Status
 
@@ -221,3 +222,19 @@ async def test_a_resume_without_end_date_keeps_the_range_it_was_started_with(
             expected = sorted([s.submission_id async for s in listed])
     assert code == 0, stderr
     assert sorted(ids_in(out)) == expected
+
+
+def test_gathered_writes_put_every_line_in_order_across_many_chunks(tmp_path: Path) -> None:
+    # More lines than one writev takes (1024 buffers, a line and its newline each), of
+    # several kinds: bytes and msgspec.Raw views into one body.
+    body = msgspec.json.encode({"Items": [{"n": n, "pad": "x" * (n % 50)} for n in range(3_000)]})
+    raw = msgspec.json.decode(body, type=dict[str, msgspec.Raw])["Items"]
+    items = msgspec.json.decode(raw, type=list[msgspec.Raw])
+    path = tmp_path / "lines"
+    with path.open("wb", buffering=0) as file:
+        _write_lines(file.fileno(), items)
+        _write_lines(file.fileno(), [b'{"last":true}'])
+    lines = path.read_bytes().split(b"\n")
+    assert lines[-1] == b""
+    assert lines[:-2] == [bytes(item) for item in items]
+    assert lines[-2] == b'{"last":true}'
