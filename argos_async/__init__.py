@@ -8,6 +8,7 @@ import logging as _logging
 from ._backfill import Backfill, BackfillStats
 from ._client import ArgosClient, ClientStats
 from ._fanout import Batch, BatchResult
+from ._hooks import RequestEvent, ResponseEvent, RetryEvent
 from ._options import RequestOptions
 from ._protocol.wire import DEFAULT_BASE_URL, LEGACY_BASE_URL, DateFormat, RequestTypeName
 from ._stream import Stream
@@ -72,11 +73,14 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "RawPage",
+    "RequestEvent",
     "RequestOptions",
     "RequestType",
     "RequestTypeName",
     "ResponseDecodeError",
+    "ResponseEvent",
     "ResponseTooLargeError",
+    "RetryEvent",
     "ServerError",
     "Stream",
     "Submission",

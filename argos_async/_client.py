@@ -6,19 +6,30 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import logging
 import os
-from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from types import TracebackType
 from typing import Final, TypeVar
 
+import aiohttp
 import msgspec
 
 from ._backfill import Backfill
 from ._checkpoint import Checkpoint
 from ._fanout import Batch, Keys
+from ._hooks import CallTrace, EventHook, Hooks, Observer, log_fields
 from ._options import DEFAULT_OPTIONS, RequestOptions
 from ._pagination import Fetched, paginate
 from ._plan import BackfillPlan, Window, plan_backfill
@@ -74,6 +85,8 @@ class _Shared:
     transport: Transport
     retrier: Retrier
     date_format: DateFormat
+    observers: list[Observer] = field(default_factory=list)
+    """What watches every call of the client and its views (``argos_async.otel``)."""
 
 
 class ArgosClient:
@@ -104,6 +117,12 @@ class ArgosClient:
     the current one. ``date_format`` is how dates are sent: the current documentation's
     ``"YYYY-MM-DD"`` or the original's ``"YYYYMMDD"``.
 
+    ``event_hooks`` (``{"request": [...], "response": [...], "retry": [...]}``) are called
+    with a ``RequestEvent`` before each attempt, a ``ResponseEvent`` after it and a
+    ``RetryEvent`` before each wait for a retry; plain functions and coroutine functions
+    both work, and a hook that raises is logged, never raised. ``trace_configs`` are
+    ``aiohttp.TraceConfig`` objects for the client's session, as aiohttp takes them.
+
     For other options on some calls, :meth:`with_options` gives a view of the same client.
     """
 
@@ -124,6 +143,8 @@ class ArgosClient:
         prefetch: int = 1,
         date_format: DateFormat = "YYYY-MM-DD",
         max_connections: int = 100,
+        event_hooks: Mapping[str, Sequence[EventHook]] | None = None,
+        trace_configs: Sequence[aiohttp.TraceConfig] | None = None,
     ) -> None:
         if api_key is None:
             api_key = os.environ.get("ARGOS_API_KEY")
@@ -142,6 +163,7 @@ class ArgosClient:
             max_retry_after=max_retry_after,
             prefetch=prefetch,
         )
+        hooks = Hooks.build(event_hooks)
         rate = checks.check_optional_seconds("max_requests_per_second", max_requests_per_second)
         budget = (
             None
@@ -155,12 +177,14 @@ class ArgosClient:
             max_response_bytes=checks.check_int(
                 "max_response_bytes", max_response_bytes, minimum=1
             ),
+            trace_configs=_check_trace_configs(trace_configs),
         )
         self._shared = _Shared(
             transport=transport,
             retrier=Retrier(budget=budget, max_requests_per_second=rate),
             date_format=checks.check_date_format(date_format),
         )
+        self._hooks = hooks
         self._owns_pool = True
 
     def with_options(
@@ -173,6 +197,7 @@ class ArgosClient:
         backoff_max: float | _Unset = UNSET,
         max_retry_after: float | _Unset = UNSET,
         prefetch: int | _Unset = UNSET,
+        event_hooks: Mapping[str, Sequence[EventHook]] | _Unset | None = UNSET,
     ) -> ArgosClient:
         """A view of this client with other options for the calls made through it.
 
@@ -180,8 +205,11 @@ class ArgosClient:
         the rate limiter, the retry budget and ``stats``. It is cheap (no I/O), so a view per
         request is fine: ``await argos.with_options(deadline=2.0).get_submission(sid)``.
         Arguments are validated like the constructor's; ``deadline=None`` removes the
-        deadline. A view does not own the pool: closing a view (or leaving ``async with`` on
-        it) does nothing, closing the client closes it for every view.
+        deadline. ``event_hooks`` replaces the client's hooks for the calls made through the
+        view (``None`` or ``{}``: none); OpenTelemetry instrumentation
+        (``argos_async.otel.instrument``) belongs to the client and covers every view. A view
+        does not own the pool: closing a view (or leaving ``async with`` on it) does nothing,
+        closing the client closes it for every view.
         """
         given = {
             name: value
@@ -196,10 +224,12 @@ class ArgosClient:
             )
             if value is not UNSET
         }
+        hooks = self._hooks if isinstance(event_hooks, _Unset) else Hooks.build(event_hooks)
         view = object.__new__(ArgosClient)
         view.base_url = self.base_url
         view._shared = self._shared
         view._options = self._options.replace(**given)
+        view._hooks = hooks
         view._owns_pool = False
         return view
 
@@ -207,6 +237,13 @@ class ArgosClient:
     def options(self) -> RequestOptions:
         """The options this client (or view) sends its calls with."""
         return self._options
+
+    @property
+    def event_hooks(self) -> dict[str, list[EventHook]]:
+        """This client's (or view's) event hooks, as ``event_hooks=`` takes them (a copy)."""
+        if self._hooks is None:
+            return {"request": [], "response": [], "retry": []}
+        return self._hooks.as_dict()
 
     def __repr__(self) -> str:
         # Never the key.
@@ -615,8 +652,13 @@ class ArgosClient:
             params = query.params(after, count)
             return await self._lookup(SUBMISSION_PATH, params, _scan, options, personal)
 
+        observers = self._shared.observers
+
         def decode(fetched: Fetched, first: int, count: int, resume: Position | None) -> P:
-            return build(fetched, query.fingerprint, first, count, resume)
+            page = build(fetched, query.fingerprint, first, count, resume)
+            if observers:
+                _delivered(observers, count)
+            return page
 
         return paginate(
             fetch,
@@ -639,10 +681,20 @@ class ArgosClient:
         """The one lookup path: attempts (retried as the options say) of GET, status check and
         decoding; decoding is part of an attempt so that a body cut off in transit is sent
         for again."""
-        transport = self._shared.transport
+        shared = self._shared
+        transport = shared.transport
+        # The one check of "is anyone listening?" per call: with no hooks and no observer,
+        # no trace is made and the retry loop only sees `trace is None`.
+        trace = (
+            None
+            if self._hooks is None and not shared.observers
+            else CallTrace(self._hooks, shared.observers, path, params)
+        )
 
         async def attempt(timeout: float, number: int) -> T:
             response = await transport.get(path, params, timeout=timeout, attempt=number)
+            if trace is not None:
+                trace.received(response.status, response.headers)
             if response.status != 200:
                 raise error_from_response(
                     response.status,
@@ -660,7 +712,19 @@ class ArgosClient:
                     error.request_id = header(response.headers, REQUEST_ID_HEADER)
                 raise
 
-        return await self._shared.retrier.call(attempt, what=_WHAT[path], options=options)
+        return await shared.retrier.call(
+            attempt, what=_WHAT[path], options=options, trace=trace, path=path, params=params
+        )
+
+    def _observe(self, observer: Observer) -> None:
+        """Adds ``observer`` to the client's (for ``argos_async.otel``)."""
+        self._shared.observers.append(observer)
+
+    def _unobserve(self, observer: Observer) -> None:
+        """Removes ``observer``, if it is there."""
+        observers = self._shared.observers
+        if observer in observers:
+            observers.remove(observer)
 
 
 _WHAT: Final = {path: f"GET {path}" for path in (SUBMISSION_PATH, APPLICANT_PATH)}
@@ -681,6 +745,33 @@ def _check_positions(saved: Checkpoint, windows: list[Window], query: ListQuery)
             raise CheckpointError(
                 f"checkpoint {saved.path} holds an unusable cursor for window {name}: {exc}"
             ) from None
+
+
+def _delivered(observers: list[Observer], count: int) -> None:
+    for observer in observers:
+        try:
+            observer.items(count)
+        except Exception:
+            logging.getLogger("argos_async").warning(
+                "an observer failed counting items; the listing goes on",
+                exc_info=True,
+                extra=log_fields(SUBMISSION_PATH),
+            )
+
+
+def _check_trace_configs(trace_configs: object) -> list[aiohttp.TraceConfig]:
+    if trace_configs is None:
+        return []
+    if isinstance(trace_configs, aiohttp.TraceConfig) or not isinstance(trace_configs, Iterable):
+        raise TypeError("trace_configs must be a list of aiohttp.TraceConfig")
+    checked = list(trace_configs)
+    for index, config in enumerate(checked):
+        if not isinstance(config, aiohttp.TraceConfig):
+            raise TypeError(
+                f"trace_configs[{index}] must be an aiohttp.TraceConfig, "
+                f"got {type(config).__name__}"
+            )
+    return checked
 
 
 def _scan(body: bytes) -> Fetched:

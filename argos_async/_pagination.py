@@ -16,7 +16,9 @@ from typing import NamedTuple, Protocol, TypeVar
 
 import msgspec
 
+from ._hooks import log_fields
 from ._protocol.query import START, Position
+from ._protocol.wire import SUBMISSION_PATH
 from ._tasks import stop
 from .errors import APIError, PaginationError, PayloadTooLargeError
 from .models import PageKey
@@ -95,11 +97,21 @@ async def paginate(
             asked = count(skip)
             try:
                 return await fetch(after, asked)
-            except PayloadTooLargeError:
+            except PayloadTooLargeError as error:
                 if asked <= 1:
                     raise
                 page_size = asked // 2
-                logger.info("a page of %d items was too large; asking for %d", asked, page_size)
+                logger.info(
+                    "a page of %d items was too large; asking for %d",
+                    asked,
+                    page_size,
+                    extra=log_fields(
+                        SUBMISSION_PATH,
+                        attempt=error.attempts,
+                        status=error.status,
+                        request_id=error.request_id,
+                    ),
+                )
 
     try:
         if remaining == 0:

@@ -13,6 +13,10 @@ that reads top to bottom:
    backoff's exponential delay with full jitter; never wait past the deadline;
 5. wait, and go round.
 
+When someone listens (event hooks, ``argos_async.otel``), the loop hands a ``CallTrace``
+(``_hooks.py``) each step as it happens; with nobody listening there is no trace and each step
+costs one ``is not None``.
+
 Every wait the client makes is a ``clock.sleep`` in this module. The clock (monotonic time and
 sleep) and the jitter (the random source) are arguments, so tests drive every timing rule on a
 fake clock in milliseconds.
@@ -22,12 +26,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Final, Protocol, TypeVar
 
 import anyio
 import backoff
 
+from ._hooks import CallTrace, error_fields
 from ._options import RequestOptions
 from .errors import (
     APIConnectionError,
@@ -214,89 +219,137 @@ class Retrier:
         self.attempts = 0
         self.retries = 0
 
-    async def call(self, attempt: Attempt[T], *, what: str, options: RequestOptions) -> T:
+    async def call(
+        self,
+        attempt: Attempt[T],
+        *,
+        what: str,
+        options: RequestOptions,
+        trace: CallTrace | None = None,
+        path: str | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> T:
         """Runs ``attempt`` until it succeeds or a failure is final; raises the last error with
-        ``attempts`` set. ``options.deadline`` bounds the whole call, waits included."""
+        ``attempts`` set. ``options.deadline`` bounds the whole call, waits included.
+        ``trace`` (if any) is told every step; ``path`` and ``params`` (not masked yet) go
+        into the log records, masked."""
         clock = self.clock
         end = None if options.deadline is None else clock.monotonic() + options.deadline
         delays: Iterator[float] | None = None  # backoff's, made at the first backoff
         tries = 0
         spent = 0  # budget tokens this call's retries took
-        while True:
-            # 1. Admit (no await at all while the gate is open and no limiter is set).
-            if self.limiter is not None or self.gate.is_closed():
-                await self._admit(what, end, options, tries)
-            timeout = options.timeout
-            if end is not None:
-                timeout = min(timeout, end - clock.monotonic())
-                if timeout <= 0:
-                    raise _expired(what, options, tries, "passed")
+        try:
+            while True:
+                # 1. Admit (no await at all while the gate is open and no limiter is set).
+                if self.limiter is not None or self.gate.is_closed():
+                    await self._admit(what, end, options, tries, trace)
+                timeout = options.timeout
+                if end is not None:
+                    timeout = min(timeout, end - clock.monotonic())
+                    if timeout <= 0:
+                        raise _expired(what, options, tries, "passed")
 
-            # 2. Send. Counted only now: an attempt stopped before it was sent reached no one.
-            tries += 1
-            self.attempts += 1
-            if tries > 1:
-                self.retries += 1
-            try:
-                result = await attempt(timeout, tries)
-            except APIError as error:
-                error.attempts = tries
+                # 2. Send. Counted only now: an attempt stopped before it was sent reached no
+                # one.
+                tries += 1
+                self.attempts += 1
+                if tries > 1:
+                    self.retries += 1
+                if trace is not None:
+                    await trace.request(tries)
+                sent = clock.monotonic()
+                try:
+                    result = await attempt(timeout, tries)
+                except APIError as error:
+                    error.attempts = tries
+                    elapsed = clock.monotonic() - sent
+                    if trace is not None:
+                        await trace.response(tries, elapsed, error)
 
-                # 3. Classify.
-                asked = server_wait(error)
-                if asked is not None:
-                    # Capped like a call's own wait: one absurd header (or a far-off HTTP-date)
-                    # must not freeze a long-lived client for hours.
-                    self.gate.close_until(clock.monotonic() + min(asked, options.max_retry_after))
-                timed_out = isinstance(error, APITimeoutError)
-                if timed_out and end is not None and clock.monotonic() >= end:
-                    raise _expired(what, options, tries, "passed") from None
-                if not is_retryable(error) or tries > options.max_retries:
-                    raise
-
-                # 4. Decide how long to wait, or give up now.
-                if asked is not None:
-                    if asked > options.max_retry_after:
-                        raise  # the server asks for a longer pause than we accept
-                    wait = asked  # exactly: jitter must never make it shorter
-                else:
-                    if delays is None:
-                        delays = _backoff_delays(options)
-                    wait = self.jitter(next(delays))
-                if end is not None and clock.monotonic() + wait > end:
-                    raise  # the deadline would pass while waiting
-                if self.budget is not None:
-                    cost = self.budget.withdraw(error)
-                    if not cost:
-                        logger.warning(
-                            "%s; not retried: the retry budget is spent", _describe(what, error)
+                    # 3. Classify.
+                    asked = server_wait(error)
+                    if asked is not None:
+                        # Capped like a call's own wait: one absurd header (or a far-off
+                        # HTTP-date) must not freeze a long-lived client for hours.
+                        self.gate.close_until(
+                            clock.monotonic() + min(asked, options.max_retry_after)
                         )
+                    timed_out = isinstance(error, APITimeoutError)
+                    if timed_out and end is not None and clock.monotonic() >= end:
+                        raise _expired(what, options, tries, "passed") from None
+                    if not is_retryable(error) or tries > options.max_retries:
                         raise
-                    spent += cost
-                logger.warning(
-                    "%s; retry %d of %d in %.2f s",
-                    _describe(what, error),
-                    tries,
-                    options.max_retries,
-                    wait,
-                )
 
-                # 5. Wait, and go round.
-                await clock.sleep(wait)
-                continue
+                    # 4. Decide how long to wait, or give up now.
+                    if asked is not None:
+                        if asked > options.max_retry_after:
+                            raise  # the server asks for a longer pause than we accept
+                        wait = asked  # exactly: jitter must never make it shorter
+                    else:
+                        if delays is None:
+                            delays = _backoff_delays(options)
+                        wait = self.jitter(next(delays))
+                    if end is not None and clock.monotonic() + wait > end:
+                        raise  # the deadline would pass while waiting
+                    fields = error_fields(path, params, error, attempt=tries, elapsed=elapsed)
+                    if self.budget is not None:
+                        cost = self.budget.withdraw(error)
+                        if not cost:
+                            logger.warning(
+                                "%s; not retried: the retry budget is spent",
+                                _describe(what, error),
+                                extra=fields,
+                            )
+                            raise
+                        spent += cost
+                    if trace is not None:
+                        await trace.retry(tries, wait, error, asked)
+                    fields["argos_wait_ms"] = round(wait * 1000, 3)
+                    fields["argos_reason"] = type(error).__name__
+                    logger.warning(
+                        "%s; retry %d of %d in %.2f s",
+                        _describe(what, error),
+                        tries,
+                        options.max_retries,
+                        wait,
+                        extra=fields,
+                    )
 
-            if self.budget is not None:
-                # A success pays back what its retries cost, or one token if it needed none.
-                self.budget.deposit(spent or 1)
-            return result
+                    # 5. Wait, and go round.
+                    await clock.sleep(wait)
+                    continue
+
+                if trace is not None:
+                    await trace.response(tries, clock.monotonic() - sent, None)
+                if self.budget is not None:
+                    # A success pays back what its retries cost, or one token if it needed
+                    # none.
+                    self.budget.deposit(spent or 1)
+                if trace is not None:
+                    trace.end(None, tries)
+                return result
+        except BaseException as error:
+            if trace is not None:
+                trace.end(error, tries)
+            raise
 
     async def _admit(
-        self, what: str, end: float | None, options: RequestOptions, tries: int
+        self,
+        what: str,
+        end: float | None,
+        options: RequestOptions,
+        tries: int,
+        trace: CallTrace | None = None,
     ) -> None:
         """Waits for the gate and a rate-limit slot; fails at once, booking nothing, when
-        either would hold the attempt past the call's deadline (``tries``: sent so far)."""
+        either would hold the attempt past the call's deadline (``tries``: sent so far).
+        A wait at the gate is told to ``trace``."""
         while True:
-            if not await self.gate.wait(end):
+            began = self.clock.monotonic() if trace is not None else 0.0
+            opened = await self.gate.wait(end)
+            if trace is not None and (waited := self.clock.monotonic() - began) > 0:
+                trace.paused(waited)
+            if not opened:
                 paused = ClientPausedError(
                     f"{what}: not sent, the client is paused by the server's Retry-After "
                     "beyond this call's deadline",

@@ -7,6 +7,11 @@ before the answer (RFC 9112's remedy for a keep-alive connection the server clos
 unseen by the client's counts, its rate limiter and its retry budget. That resend is switched
 off, so the failure comes up as a failed attempt and the retry loop decides, counts and spaces
 the next one like any other.
+
+Its session is the one place the library meets aiohttp's tracing: the caller's
+``trace_configs`` are handed to it, and the trace configs that OpenTelemetry's aiohttp
+instrumentation adds to every session (when an application switches it on globally) are made
+to record this session's URLs with emails and user ids masked (:func:`mask_instrumented_urls`).
 """
 
 from __future__ import annotations
@@ -16,13 +21,15 @@ import functools
 import logging
 import re
 import time
-from collections.abc import Mapping
-from typing import Final, NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from types import SimpleNamespace
+from typing import Any, Final, NamedTuple
 from urllib.parse import quote
 
 import aiohttp
 from yarl import URL
 
+from ._hooks import log_fields
 from ._protocol.masking import masked_params
 from ._protocol.wire import API_KEY_HEADER, REQUEST_ID_HEADER
 from ._version import __version__
@@ -61,8 +68,10 @@ class Transport:
         api_key: str,
         max_connections: int,
         max_response_bytes: int,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
     ) -> None:
         self._base_url = base_url
+        self._trace_configs = list(trace_configs)
         self._api_key = api_key
         self._max_connections = max_connections
         self._max_response_bytes = max_response_bytes
@@ -87,7 +96,9 @@ class Transport:
                 },
                 # Proxies from the environment would see the key; opt in explicitly if needed.
                 trust_env=False,
+                trace_configs=self._trace_configs or None,
             )
+            mask_instrumented_urls(session)
             # aiohttp's own switch for its resend: private, so set only where it exists (it
             # does from aiohttp 3.9 on; tests/test_hostile.py shows that it takes effect).
             if hasattr(session, "_retry_connection"):
@@ -166,14 +177,25 @@ class Transport:
         headers: Mapping[str, str] | None,
     ) -> None:
         if logger.isEnabledFor(logging.DEBUG):
+            elapsed = time.perf_counter() - started
+            request_id = headers.get(REQUEST_ID_HEADER) if headers is not None else None
+            shown = masked_params(params)
             logger.debug(
                 "GET %s %s -> %s in %.1f ms (attempt %d, request id %s)",
                 path,
-                masked_params(params),
+                shown,
                 outcome,
-                (time.perf_counter() - started) * 1000,
+                elapsed * 1000,
                 attempt,
-                (headers.get(REQUEST_ID_HEADER) if headers is not None else None) or "-",
+                request_id or "-",
+                extra=log_fields(
+                    path,
+                    shown,
+                    attempt=attempt,
+                    status=outcome if isinstance(outcome, int) else None,
+                    elapsed=elapsed,
+                    request_id=request_id,
+                ),
             )
 
     async def aclose(self) -> None:
@@ -182,3 +204,53 @@ class Transport:
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# OpenTelemetry's aiohttp instrumentation, when an application switches it on for every session.
+
+_INSTRUMENTED: Final = "_is_instrumented_by_opentelemetry"
+"""The mark ``opentelemetry-instrumentation-aiohttp-client`` puts on the trace config it adds
+to every ``ClientSession`` once ``AioHttpClientInstrumentor().instrument()`` has run."""
+
+
+def masked_url(url: URL) -> URL:
+    """``url`` with the values of its ``email`` and ``userid`` parameters masked."""
+    if "email" not in url.query and "userid" not in url.query:
+        return url
+    return url.with_query(masked_params(url.query))
+
+
+def mask_instrumented_urls(session: aiohttp.ClientSession) -> None:
+    """Makes the instrumentation's spans of ``session`` record URLs masked.
+
+    Its trace config reads its URL filter from each request's context object (made by the
+    config's context factory, a fresh config per session); the factory of this session's
+    config is wrapped to set a filter that masks first, then applies the application's own
+    ``url_filter``, if it gave one. Nothing changes for the application's other sessions.
+    """
+    for config in session.trace_configs:
+        factory = getattr(config, "_trace_config_ctx_factory", None)
+        if getattr(config, _INSTRUMENTED, False) and factory is not None:
+            config._trace_config_ctx_factory = _masking_factory(factory)  # type: ignore[assignment]
+
+
+def _masking_factory(factory: Callable[..., SimpleNamespace]) -> Callable[..., SimpleNamespace]:
+    filters: dict[int, Callable[[URL], str]] = {}
+
+    def make(**kwargs: Any) -> SimpleNamespace:
+        ctx = factory(**kwargs)
+        own = getattr(ctx, "url_filter", None)
+        masking = filters.get(id(own))
+        if masking is None:
+            masking = filters[id(own)] = _masking_filter(own)
+        ctx.url_filter = masking
+        return ctx
+
+    return make
+
+
+def _masking_filter(own: object) -> Callable[[URL], str]:
+    if callable(own):
+        return lambda url: str(own(masked_url(url)))
+    return lambda url: str(masked_url(url))

@@ -14,7 +14,7 @@ from types import ModuleType
 import pytest
 
 import argos_async
-from argos_async import ArgosClient, errors, models, pytest_plugin, testing
+from argos_async import ArgosClient, errors, models, otel, pytest_plugin, testing
 from argos_async._protocol import wire
 
 EXPORTED = {
@@ -48,10 +48,13 @@ EXPORTED = {
     "PayloadTooLargeError",
     "QuotaExceededError",
     "RateLimitError",
+    "RequestEvent",
     "RequestOptions",
     "RequestType",
     "ResponseDecodeError",
+    "ResponseEvent",
     "ResponseTooLargeError",
+    "RetryEvent",
     "ServerError",
     "Stream",
     "Submission",
@@ -70,7 +73,7 @@ def test_version() -> None:
     assert argos_async.__version__ == "0.1.0"
 
 
-PUBLIC_MODULES = (argos_async, errors, models, testing, pytest_plugin)
+PUBLIC_MODULES = (argos_async, errors, models, testing, pytest_plugin, otel)
 
 
 def _public_members(module: ModuleType) -> list[tuple[str, object]]:
@@ -176,7 +179,15 @@ def test_the_docstring_check_sees_what_it_checks() -> None:
 
 @pytest.mark.parametrize(
     "cls",
-    [testing.RecordedRequest, testing.RecordedResponse, models.Page, models.PageKey],
+    [
+        testing.RecordedRequest,
+        testing.RecordedResponse,
+        models.Page,
+        models.PageKey,
+        argos_async.RequestEvent,
+        argos_async.ResponseEvent,
+        argos_async.RetryEvent,
+    ],
 )
 def test_every_field_of_the_record_types_is_documented(cls: type) -> None:
     (node,) = ast.parse(textwrap.dedent(inspect.getsource(cls))).body
