@@ -43,6 +43,13 @@ incomplete as well. The server logs each such failure as one WARNING record of t
 ``examples.fastapi_app`` logger, one line and no traceback, naming the request (user id
 masked), how many items went out, and the error.
 
+Traced end to end with ``create_app(otel=True)`` (needs ``argos-async[otel]`` and
+``opentelemetry-instrumentation-fastapi``): FastAPI's instrumentation opens a server span per
+incoming request, named by its route (``GET /users/{userid}/submissions``), and
+:func:`argos_async.otel.instrument` puts the Argos calls it makes under it (a span per lookup
+or page, one per attempt). The path attributes of the server span hold the route too, not the
+user id the caller put in the path (:func:`_route_only`): no span holds personal data.
+
 Run it from a fresh clone, in its root directory, with Python 3.10 or newer (uvicorn comes
 with the ``fastapi`` extra)::
 
@@ -77,7 +84,7 @@ import math
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
 import msgspec
@@ -97,6 +104,10 @@ from argos_async import (
     RawPage,
     Stream,
 )
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import Span, TracerProvider
 
 __all__ = [
     "DEFAULT_DEADLINE",
@@ -128,6 +139,9 @@ def create_app(
     api_key: str | None = None,
     base_url: str | None = None,
     client_options: Mapping[str, Any] | None = None,
+    otel: bool = False,
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
 ) -> FastAPI:
     """The service: the routes of :data:`router`, the error handlers, and a lifespan owning
     one ArgosClient.
@@ -137,12 +151,20 @@ def create_app(
     not the first request). ``client_options`` are further ``ArgosClient`` arguments
     (``timeout``, ``max_retries``, ``max_requests_per_second``, ...); ``deadline`` defaults to
     :data:`DEFAULT_DEADLINE`.
+
+    ``otel=True`` traces the service with OpenTelemetry: FastAPI's instrumentation and
+    ``argos_async.otel`` on the client, with ``tracer_provider`` and ``meter_provider`` (by
+    default the global ones).
     """
     options = {"deadline": DEFAULT_DEADLINE, **(client_options or {})}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with ArgosClient(api_key, base_url=base_url, **options) as argos:
+            if otel:
+                from argos_async.otel import instrument
+
+                instrument(argos, tracer_provider=tracer_provider, meter_provider=meter_provider)
             app.state.argos = argos
             try:
                 yield
@@ -152,7 +174,44 @@ def create_app(
     app = FastAPI(title="argos_async FastAPI recipe", lifespan=lifespan)
     app.include_router(router)
     add_argos_error_handlers(app)
+    if otel:
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(
+            app,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+            server_request_hook=_route_only,
+        )
     return app
+
+
+def _route_only(span: Span, scope: dict[str, Any]) -> None:
+    """The server span names the route, not the ids in the path, in its path and URL
+    attributes: the ``userid`` of ``/users/{userid}/submissions`` is personal data.
+
+    FastAPI's instrumentation has found the route (``http.route``) by the time it calls this
+    hook; an SDK span lets it be read back (the API's spans are write-only)."""
+    attributes = getattr(span, "attributes", None) or {}
+    template = attributes.get("http.route")
+    if not isinstance(template, str) or not span.is_recording():
+        return
+    origin = f"{scope.get('scheme', 'http')}://{_host(scope)}"
+    for name in ("http.target", "url.path"):
+        if name in attributes:
+            span.set_attribute(name, template)
+    for name in ("http.url", "url.full"):
+        if name in attributes:
+            span.set_attribute(name, origin + template)
+    if "url.query" in attributes:
+        span.set_attribute("url.query", "")
+
+
+def _host(scope: dict[str, Any]) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == b"host":
+            return str(value.decode("latin-1"))
+    return "localhost"
 
 
 async def get_argos(request: Request) -> ArgosClient:
