@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -55,14 +55,15 @@ class Recorded:
     def items(self) -> float:
         data = self.reader.get_metrics_data()
         assert data is not None
-        return sum(
-            point.value
-            for resource in data.resource_metrics
-            for scope in resource.scope_metrics
-            for metric in scope.metrics
-            if metric.name == "argos.client.items"
-            for point in metric.data.data_points
-        )
+        total = 0.0
+        for resource in data.resource_metrics:
+            for scope in resource.scope_metrics:
+                for metric in scope.metrics:
+                    if metric.name == "argos.client.items":
+                        for point in metric.data.data_points:
+                            assert isinstance(point, NumberDataPoint)
+                            total += point.value
+        return total
 
     def text(self) -> str:
         parts = []
