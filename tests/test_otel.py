@@ -25,6 +25,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from support import FAST, REPO, client_for
 
 from argos_async import ArgosClient, NotFoundError
+from argos_async._protocol.masking import encoded_forms
 from argos_async.otel import instrument, url_filter
 from argos_async.testing import ArgosEmulator, Delay, DropConnection, FaultPlan, Status
 
@@ -137,8 +138,12 @@ def children(telemetry: Telemetry, parent: ReadableSpan) -> list[ReadableSpan]:
 def personal(
     emu: ArgosEmulator, emails: Iterable[str] = (), userids: Iterable[str] = ()
 ) -> list[str]:
-    """What must never be recorded: the key, and each address's local part and user id."""
-    return [emu.api_key, *(e.partition("@")[0] for e in emails), *userids]
+    """What must never be recorded: the key, and each address's local part and user id, in
+    every form they could be written in (as sent, percent-encoded, JSON-escaped, ...)."""
+    secrets = [emu.api_key]
+    for value in [*(e.partition("@")[0] for e in emails), *userids]:
+        secrets += encoded_forms(value)
+    return secrets
 
 
 async def test_a_listing_with_faults_has_a_span_per_page_and_a_child_per_attempt(
