@@ -9,7 +9,8 @@
         ...
 
 Traces: a span per logical call (``argos get_submission``, ``argos get_applicant_submissions``,
-and ``argos list_page`` for each page of a listing, so each key of a batch has its own), the
+and ``argos list_page`` for each page of a listing; a batch key gets its lookup's span, or
+the page spans of its listing), the
 current span its parent (a FastAPI request's, say); under it a ``CLIENT`` span per attempt
 (``GET /v3/submission``), named and attributed after OpenTelemetry's HTTP semantic
 conventions: ``http.request.method``, ``url.full`` (the query's emails and user ids masked),
