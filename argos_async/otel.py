@@ -1,4 +1,4 @@
-"""OpenTelemetry traces and metrics for an ``ArgosClient`` (``pip install "argos-async[otel]"``).
+"""OpenTelemetry traces and metrics for an ``ArgosClient`` (the ``otel`` extra).
 
 ::
 
