@@ -69,7 +69,7 @@ class ResponseEvent:
     elapsed: float
     """Seconds from sending to the outcome (for a 200, the body read and checked)."""
     request_id: str | None
-    """The server's request id (``x-request-id``), when it sent one."""
+    """The server's request id (``x-amzn-RequestId``), when it sent one."""
     error: Exception | None
     """What this attempt failed with (an ``APIError``; its message is masked), or ``None``."""
 
