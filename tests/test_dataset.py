@@ -1,9 +1,10 @@
 """The synthetic data set, pinned byte for byte: a refactoring of the generator (or of the
 listing engine that serves it) must not change a single byte for a given seed.
 
-The pins were computed from the generator as it was before it was cut into steps. When a
-change of the data is intended, regenerate them with `python tests/test_dataset.py` and say
-so in the changelog: tests elsewhere depend on what a seed produces.
+The pins are those of version 2 of the data (`_records.VERSION`: made a day at a time, so
+that the emulator serves before it has drawn it all). When a change of the data is
+intended, regenerate them with `python tests/test_dataset.py` and say so in the changelog:
+tests elsewhere depend on what a seed produces.
 """
 
 from __future__ import annotations
@@ -20,87 +21,90 @@ import msgspec
 import pytest
 
 from argos_async.testing import ArgosEmulator, Dataset
+from argos_async.testing._dataset import _build
+from argos_async.testing._listing import list_form
 
 REQUEST_TYPES = (None, "kyc", "aml", "data", "others")
 POSITIONS = (0, 1, 17, 499)
 
 # Position 17 of Dataset.generate(500, 7), as a single lookup returns it.
 ITEM_17 = (
-    b'{"data":{"name":"Huy Nguyen","first_name":"Huy","last_name":"Nguyen","full_name":"Hu'
-    b'y Nguyen","gender":"male","nationality":"VNM","date_of_birth":"1980-03-14","age_grou'
-    b'p":"adult","ip_address":"192.0.2.*","idType":"vehicle_registration_certificate","idc'
-    b'ard_issuingCountry":"VNM","idcard_issueDate":"2021-11-23","idcard_expireDate":"2031-'
-    b'11-22","identityNumber":"2267******","documentNumber":"R2267****","cf1":"android","c'
-    b'f2":"campaign-12"},"email":"huynguyen+test102@example.org","submission_id":"pajjcpiy'
-    b'l4idby20","duplicated_information":"d9beafaf2e7131614d9d477f62caedd1","created_at":"'
-    b'2025-12-18T07:09:12.760Z","kyc_result_at":"2025-12-18T07:16:10.954Z","updated_at":"2'
-    b'025-12-18T07:16:10.954Z","userid":"user_10102","reviewer":"system","applicant_id":"c'
-    b'7wdjlhabsw5e7r3","kyc":{"result":"approved","attempts":[{"attemptCnt":1,"step1Time1s'
-    b't":"2025-12-18T07:09:32.760Z","step2Time1st":"2025-12-18T07:10:21.822Z","ocrResult":'
-    b'"fail","verificationParams":{"fullName":"Huy Nguyen","idType":"vehicle_registration_'
-    b'certificate","issueDate":"2021-11-23","identityNumber":"2267******"},"verificationRe'
-    b'sult":"fail","retryMsg":["Failed to detect full MRZ."],"retryCode":["mrz_protocol_fa'
-    b'il"]},{"attemptCnt":2,"step1Time2nd":"2025-12-18T07:11:32.691Z","step2Time2nd":"2025'
-    b'-12-18T07:11:53.334Z","ocrResult":"success","livenessScore":86,"faceSimilarityScore"'
-    b':92,"verificationParams":{"fullName":"Huy Nguyen","idType":"vehicle_registration_cer'
-    b'tificate","issueDate":"2021-11-23","identityNumber":"2267******"},"verificationResul'
-    b't":"success"}]},"aml":{"risk_level_summary":"Not Screened","currentstatus":"Not Scre'
-    b'ened"},"image":{"idImage":"https://images.example.com/pajjcpiyl4idby20/id.jpg","idBa'
-    b'ckImage":"https://images.example.com/pajjcpiyl4idby20/id_back.jpg","selfieImage":"ht'
-    b'tps://images.example.com/pajjcpiyl4idby20/selfie.jpg","addressImage":""},"argos_scor'
-    b'e":73.7,"recognition_score":55,"project_options":{"option_aml":true,"option_addressD'
-    b'ata":false,"policy_approvePeriod":30,"option_idNumber":true,"policy_blacklistCountri'
-    b'es":["PRK","IRN"],"policy_acceptedID":["government_id","passport","drivers_license",'
-    b'"vehicle_registration_certificate","aadhaar"]},"ocr":{"birthDate":"1980-03-14","expi'
-    b'reDate":"2031-11-22","firstName":"HUY","fullName":"HUY NGUYEN","identityNumber":"226'
-    b'7******","lastName":"NGUYEN","nationality":"VNM"}}'
+    b'{"data":{"name":"Taeyang Cho","first_name":"Taeyang","last_name":"Cho","full_name":"T'
+    b'aeyang Cho","gender":"male","nationality":"KOR","date_of_birth":"1995-11-21","age_gro'
+    b'up":"adult","ip_address":"203.0.113.*","idType":"government_id","idcard_issuingCountr'
+    b'y":"KOR","idcard_issueDate":"2015-02-15","idcard_expireDate":"2025-02-13","identityNu'
+    b'mber":"951121-1******","documentNumber":"M8540****","address_city":"Busan","address_c'
+    b'ountry":"KOR","address_state":"Busan","address_street":"55 Jungang-daero, Dong-gu","a'
+    b'ddress_zipcode":"48731","address_globalCode":"8Q7XJFRF+7C","address_compoundCode":"JF'
+    b'RF+7C Busan, South Korea","address_formatted":"55 Jungang-daero, Dong-gu, Busan, Busa'
+    b'n 48731, South Korea","address_input":"55 Jungang-daero, Dong-gu","address_detail":"A'
+    b'pt 21","cf1":"android","cf2":"campaign-9"},"email":"taeyang.cho18@example.net","submi'
+    b'ssion_id":"uhviz429fp6e2auk","duplicated_information":"748f7571828d51874a3961a0b6ed0e'
+    b'8c","created_at":"2025-12-20T08:10:28.013Z","kyc_result_at":"2025-12-20T08:17:42.972Z'
+    b'","updated_at":"2025-12-20T08:17:42.972Z","reviewer":"system","applicant_id":"gqfyiar'
+    b'v3sy4rxnk","kyc":{"result":"approved","attempts":[{"attemptCnt":1,"step1Time1st":"202'
+    b'5-12-20T08:10:48.013Z","step2Time1st":"2025-12-20T08:11:34.997Z","ocrResult":"success'
+    b'","livenessScore":91,"faceSimilarityScore":96,"verificationParams":{"fullName":"Taeya'
+    b'ng Cho","idType":"government_id","issueDate":"2015-02-15","identityNumber":"951121-1*'
+    b'*****"},"verificationResult":"success"}]},"aml":{"risk_level_summary":"Not Screened",'
+    b'"currentstatus":"Not Screened"},"image":{"idImage":"https://images.example.com/uhviz4'
+    b'29fp6e2auk/id.jpg","idBackImage":"https://images.example.com/uhviz429fp6e2auk/id_back'
+    b'.jpg","selfieImage":"https://images.example.com/uhviz429fp6e2auk/selfie.jpg","address'
+    b'Image":"https://images.example.com/uhviz429fp6e2auk/address.jpg"},"argos_score":57.3,'
+    b'"recognition_score":84,"project_options":{"option_aml":true,"option_addressData":true'
+    b',"policy_approvePeriod":30,"option_idNumber":true,"policy_blacklistCountries":["PRK",'
+    b'"IRN"],"policy_acceptedID":["government_id","passport","drivers_license","vehicle_reg'
+    b'istration_certificate","aadhaar"]},"ocr":{"birthDate":"1995-11-21","expireDate":"2025'
+    b'-02-13","firstName":"TAEYANG","fullName":"TAEYANG CHO","identityNumber":"951121-1****'
+    b'**","lastName":"CHO","nationality":"KOR"},"bank_verification":{"result":"success","ty'
+    b'pe":"occupancy","bank_code":"004","account_number":"8540-**-****04","retry_count":1}}'
 )
 
 PINNED: dict[str, str] = {
-    "10000/7/columns": "058362041640bafee9b3c454f5fdd6fb237a919518297ac972c77db875e3f00b",
-    "10000/7/heavy": "519a852baed182bf4aa1abd35aff51619bf02a7a00d5ea5cb9c05f96e967bae6",
-    "10000/7/indexes": "8e043c54cc0d12d1d0eda2e0f1f8c4fa301b491a1756a8963304cca1c5db679d",
-    "10000/7/items": "4fa935f59573648c1900c4955e4181f0a943157836da5683802e2873f0de330b",
-    "2000/3/leap/columns": "def68c16b93f1ee475a9615f91e17fc4712d8cc0bcc680dc3c3bdc98f16d41bc",
-    "2000/3/leap/heavy": "5444a5111b8f5f62a1d3c155ec0f305187192d94876ecb60f136fe5378db97f6",
-    "2000/3/leap/indexes": "3bc8c06814ab7b7771e4114c5b61ca8b8c6d52fba18abb9b0109f9340f794df3",
-    "2000/3/leap/items": "2c693f7ba7aeeb7d86d8a2537cf5b124f9d4016b0ff2a49b66dc963b4dbd8550",
-    "500/7/columns": "745f7d8223bfdb362a47804034779295f26bb08348bcc266d6e6c2d467483410",
-    "500/7/heavy": "fce247deab7e72511c2bc8a51345fd88739d405e0b9dc3deb3fc87455e74a018",
-    "500/7/heavy0/columns": "460559b11a88f56d6b551b010ffb1ba2ab98979979f492f2f888c8196723399c",
-    "500/7/heavy0/heavy": "b583525a10bbe07461b5322f67de57a71586dbd17ea9bd5c4add00932c2f9d30",
-    "500/7/heavy0/indexes": "303187a226fde2415fa5e81c110e0bcac1455228009db280c1585ffd90aedf98",
-    "500/7/heavy0/items": "81dd7941548367c43068874e9f48214c6342e74d56d109cfa192f84990231be7",
-    "500/7/heavy120/columns": "c1916786a8fd1d95ecdcc77e0f27832f796282516a6e547cb51897d7e63b6ccc",
-    "500/7/heavy120/heavy": "90ede6d0146f7501500226e8747c1ecbaedf19c89ee78ce64d6f1b841b98d550",
-    "500/7/heavy120/indexes": "8b097db02b918b2069074488cefc6d98251b00ce9bb7f99e491d61927e9d5450",
-    "500/7/heavy120/items": "a9b765d9f2ad9b1690e23a0b5f7b0c6fe93224f3ec7f9930fa12676160a80e25",
-    "500/7/indexes": "0f7bceb91d76aee344e51c7c65186f0964a4467e61d6ed91ca89594ab51fc230",
-    "500/7/item0": "9b04dc36935bea099f296b71809660c126239362986b068ea9cce08dc6f1ebc1",
-    "500/7/item1": "4bc7b129c9f5698be357e000897503c5a25a235ff3b0ab7c2e63043febc117c4",
-    "500/7/item17": "fc4467bbb7be4ac02b7201c66d5b5074e827b0e5bcc8f0db69a70fc5f020b85e",
-    "500/7/item499": "fd08eb08b605b10f0a3646148695be246aa901f1500fd24a4db3f71ed37461e2",
-    "500/7/items": "02a5cb106a85db31bd7c23eda33ee63453cd3d7cb0ea689512d281e9f349feb3",
-    "applicant": "d5cf3e09fbc3d165fe77af39d5d6ab7f2341948fda0cf156a1a5feb3a32bbe72",
-    "list/None": "af73b6e47d0ef1d62f0c51f9b7afaeb4a8026489b10376b318266f8de4ce50c9",
-    "list/aml": "c6805286983175397c83d4ca45dc056cbfbeae3a629831411253cdac90f5711d",
-    "list/bytelimit": "386371c0d77dd1991263fdcbc9c1fa5f396df9848b6b51d7ffaea8093b4e0954",
-    "list/data": "dd50aa37ac238d6ca66fb5a6f430c3eb174744cbbeda8f1a4e7529e014ffccaa",
-    "list/date": "37fd423f8badf836f051484954108153fe4d740ca2667bd8496b7ef787852f1e",
-    "list/index/both": "9614aeb7fb21aa1449b68ff2cb277b40b1b7d2724e01856f7e9cdc84712a727e",
-    "list/index/heavy": "29e27a2de39865c94eb2e8001ac2732c39e98199da0e3ca642e524b59f8d69bc",
-    "list/kyc": "a790afc193f4117402c8045aac5b79e6610967b5ab29e9df25a61e013187431a",
-    "list/others": "ca737a51422862fc19a09d462738800a829d01cfc262dba8854cffacc50415d8",
-    "list/scan/heavy": "9699ba76d4b763238e02b70e4907461b302a5b988064345aee6374af097876fd",
-    "single/None": "361cd7a2d60975c3d1fccc598b80b8c8bc431cd881e253d0640fc163c7ff06fd",
-    "single/aml": "59a4b06b0e524700f08293d08b78b8ee5bd9b5045ffaa6028fe051f39043707d",
-    "single/data": "0ed2538aa1735175998e77c97b19a0fcb1610f2d76c3fd46f65f958d987c946f",
-    "single/kyc": "c23a81267b83ee85bc30d7f4930d7417dfcbb6c4feb469a0c71037727cdb3160",
-    "single/others": "892e30eb47e3b647cc3f775756f37945b37bdb6b39ebb86b812923000ec64904",
-    "update/applicant": "d5cf3e09fbc3d165fe77af39d5d6ab7f2341948fda0cf156a1a5feb3a32bbe72",
-    "update/get": "5250bc3fbe9f736f2eed91f5ba00772c813bb248aed53411e86506fcbe81ee1a",
-    "update/list": "c88863eed62404288a15e668533d41f92f4c2b9751d718c92177437c3fb773ac",
-    "update/single": "8e979728c00ff3ffc18b2c89aa37c067d89643626ae22c26cb77ef52ca104fb3",
+    "10000/7/columns": "c21fd845c78053771c5a77a05abf10090e95685aa83ad9ec54c9c2d598b222c9",
+    "10000/7/heavy": "5c091a1cd0823b6e80368399afe969cc55f26469c7939edeba1e1ce64126535f",
+    "10000/7/indexes": "41f7ed081146f5bb4d73b7743b25571815abcc094ba10b952fdc7bb7fdddb515",
+    "10000/7/items": "4395bb0d5562a7cff241db238940380cd460340e2fd179e47fe467ff75782637",
+    "2000/3/leap/columns": "1da7965f7baef8a1827db66eeb4e48e458fdcaadb1cee4879889bff3f4a906ec",
+    "2000/3/leap/heavy": "0b116e7e4a8b15ff2bf3132702701fdf7d8527c34f91248685ebadf2a6baf8f9",
+    "2000/3/leap/indexes": "3e092de6b56772d9b160275878ef632ffc48aa83f61d0f52dda4db5c1d8c5f93",
+    "2000/3/leap/items": "15fadb16cf256ad5e64b2be03ac0b42fbfe61603edd7f03e958ee0401ee8daec",
+    "500/7/columns": "a622ccafb2438f80c665e7e514fd93b8e79670c895a9975444ac71ce5bd21450",
+    "500/7/heavy": "73d0bcd4036790f6c891a5c045a2ad8c435676efea44b772997c3b3bf7f806fc",
+    "500/7/heavy0/columns": "0433aa2e30296690b5e104e998ad884a72e39c90bc3aa311249fb66fa0b3605a",
+    "500/7/heavy0/heavy": "f72ca0aba23f216d7250093c172d602727858b8e713e17005a7f1c9e3f2747fb",
+    "500/7/heavy0/indexes": "0a48eec8101602bb585f959968244d74a616e0750fff013a4bdf0dc0569ad7d6",
+    "500/7/heavy0/items": "97a560f49bb483674e512bc43c34db74fc058c7e0d17bb8c0f29c9a93e06e3c2",
+    "500/7/heavy120/columns": "9b7c8fbe382ec16a36c90055c0d2f0181d42b4606df96a4a70c7280f9a8b8fb2",
+    "500/7/heavy120/heavy": "5bcb513977db757972314033b91831149ef5da69ba9a6550f1493a1ec1ff13b9",
+    "500/7/heavy120/indexes": "7cbef11b38268b7043b0580b14f5c6084d774987061aca572f45d27b851d57b5",
+    "500/7/heavy120/items": "5ff53d50dc7803677b5ac2ea44db68207ccaf8b51745f0c42183c35f613d7674",
+    "500/7/indexes": "366cda32729dc6b73ff4cff14f64f4543bedcb00910b0811f4b1d6ab4ea6dda5",
+    "500/7/item0": "2d5695d9c1dc16f557a0cd4c8a3e8671a1c22f8ced7ebc2b99440b69d79917be",
+    "500/7/item1": "b31c94af011d789cdbbd1c1a689678fa63f2bd71aa4eefe8bdd1a037454be386",
+    "500/7/item17": "eea9cad591f48e8045fc5299fac3e609fcb986b7e81dd6714954747b3d25cfac",
+    "500/7/item499": "dcc4705c8bf4615acbfaa17b220660c1f279caf0d8d08255ff9ed6a4afeab5a4",
+    "500/7/items": "a49dad9c679915617ab8bb6355bf4f24c9d89c3dc36531a5f94f8240fe2d882c",
+    "applicant": "e5dbe7292de781c2465d64fe63f7bee55acbf3dc7582cbdda0b138f148cb99a2",
+    "list/None": "2746a60f6512552344ce19551a67e935e2c774bf36736710424da690b2d463af",
+    "list/aml": "83643ae062797971b249e88a17dfcc7b314a08141ba627cf7fc06d425cddb63b",
+    "list/bytelimit": "17273ea0396d598da6afeb47f1a00ac2baf1afbb93d8af7f58df0c10257586de",
+    "list/data": "eed2abc5daa4ffab6bcc4bfbb2fc1ce9bb3ff8510691c03c0e4af43ca99cb329",
+    "list/date": "6342f316185baab2090fc32008154717d6f3b61f200c3d6fc6626a62ce3536e7",
+    "list/index/both": "0ce5edf509f74440e9d5ee53d6b7217bc08e75e657fbeb1736c466aa56558466",
+    "list/index/heavy": "dffdb89090b5364dd7687ee3b229986cf042149b30b4344d7ab25bb9f0dd86b1",
+    "list/kyc": "63e2071c4dfd73f31c864574ab74ae59a5606eefd7cb76acde15211e9bca8b3c",
+    "list/others": "be3a052de2d01044718101eef0ed968e48abeec2e4c9375872e41dc7abee9863",
+    "list/scan/heavy": "f26c77a07f84d3e4e7c5858113be6ef0a5ed1534f4aa197b05e35639b99d5f1c",
+    "single/None": "300b392db52dfe05e589cce5cdc8aa4a86267bd6c3ff2a1f8e00aa8629fc1914",
+    "single/aml": "5ce940aa56641210baa58138ecc144e18f1d40086d3119b341b4adf5e0f8052c",
+    "single/data": "7635b721381a2debc3832486a7fbd01f5f6d4e035c6d5d4890390140e53538a7",
+    "single/kyc": "1be2012e0df263d21ef876dbb91539801338532d27a424a3af4c6ec4fb8e0fb9",
+    "single/others": "9a5e5724094748a95acb4365a71cc1bd79d6e7696a7387ee7a099a69eeb1d42e",
+    "update/applicant": "e5dbe7292de781c2465d64fe63f7bee55acbf3dc7582cbdda0b138f148cb99a2",
+    "update/get": "33adc1faa739f711572d06d21a55f24976d4776da83bd477995255ce8656f0dc",
+    "update/list": "c2f6bc1fcde4fb4cfd2a304d0aff64ceab519a80ed0eebf02cb8b5c64d107df0",
+    "update/single": "ef16be4aa9c1e389c440819c7c332c7c348de6549be27c87d51b8f478e3ff9ba",
 }
 
 
@@ -119,9 +123,8 @@ def encoded(items: Iterable[Any]) -> list[bytes]:
 def dataset_fingerprints(name: str, ds: Dataset) -> dict[str, str]:
     """Items, server order, per-position columns and indexes of `ds`."""
     out = {f"{name}/items": sha(*encoded(ds.items))}
-    out[f"{name}/columns"] = sha(
-        msgspec.json.encode([ds.ids, ds.created_ats, ds.emails, ds.userids])
-    )
+    columns = [ds.ids, ds.created_ats, ds.emails, ds.userids]
+    out[f"{name}/columns"] = sha(msgspec.json.encode([list(c) for c in columns]))
     indexes = [ds.email_positions, ds.userid_positions, ds.applicant_positions]
     out[f"{name}/indexes"] = sha(msgspec.json.encode([sorted(i.items()) for i in indexes]))
     out[f"{name}/heavy"] = sha(
@@ -261,6 +264,53 @@ def test_pinned(fingerprints: dict[str, str], name: str) -> None:
 
 def test_every_fingerprint_is_pinned(fingerprints: dict[str, str]) -> None:
     assert set(fingerprints) == set(PINNED)
+
+
+START = date(2025, 1, 1)
+
+
+def test_the_same_seed_gives_the_same_bytes_whatever_the_order() -> None:
+    # Two builds past the cache, one drawing its days newest first, the other oldest first.
+    a, b = _build(3000, 7, START, 365), _build(3000, 7, START, 365)
+    newest_first = encoded(a.items[i] for i in range(len(a)))
+    oldest_first = encoded(b.items[i] for i in reversed(range(len(b))))
+    assert newest_first == oldest_first[::-1]
+    assert [a.list_item(i) for i in range(len(a))] == [b.list_item(i) for i in range(len(b))]
+
+
+def test_a_day_drawn_again_is_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("argos_async.testing._dataset._CACHED_RECORDS", 50)
+    ds = _build(3000, 7, START, 365)
+    first = encoded(ds.items)
+    assert len(ds._cache) < 10  # days were dropped and drawn again
+    assert encoded(ds.items) == first
+    assert first == encoded(Dataset.generate(3000, 7).items)
+
+
+def test_another_seed_gives_other_bytes() -> None:
+    a, b = Dataset.generate(500, 7), Dataset.generate(500, 8)
+    assert set(encoded(a.items)).isdisjoint(encoded(b.items))
+    assert set(a.ids).isdisjoint(b.ids)
+    assert list(a.emails) != list(b.emails)
+
+
+def test_list_items_are_the_list_form_of_full_items() -> None:
+    # A list page builds its items without the fields only a single lookup shows.
+    ds = Dataset.generate(3000, 7)
+    for pos in range(len(ds)):
+        listed = msgspec.json.encode(ds.list_item(pos))
+        assert listed == msgspec.json.encode(list_form(ds.item(pos)))
+
+
+def test_nothing_is_drawn_before_it_is_asked_for() -> None:
+    ds = _build(100_000, 5, START, 365)
+    assert not ds._cache
+    assert ds.list_item(0)["created_at"].startswith("2025-12-31")
+    assert list(ds._cache) == [364]  # the newest day only
+    # The indexes are built on first use.
+    indexes = (ds.position, ds.email_positions, ds.userid_positions, ds.applicant_positions)
+    assert all(repr(index) == "<an index not built yet>" for index in indexes)
+    assert ds.position[ds.ids[-1]] == len(ds) - 1
 
 
 if __name__ == "__main__":

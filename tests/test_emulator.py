@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import inspect
 import re
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from support import REPO, serve_process
 
 from argos_async.testing import ArgosEmulator, Dataset, FaultPlan, RepeatKey
 from argos_async.testing._dataset import _build
+from argos_async.testing._server import _Turns
 
 pytestmark = pytest.mark.anyio
 
@@ -337,6 +339,33 @@ async def test_concurrency_is_counted(http: aiohttp.ClientSession) -> None:
         assert emu.in_flight == 0
 
 
+async def test_a_burst_of_list_requests_takes_turns(http: aiohttp.ClientSession) -> None:
+    async with ArgosEmulator(SMALL, seed=7) as emu:
+        days = [date(2025, 3, d) for d in range(1, 9)]
+        bodies = await asyncio.gather(
+            *(walk(http, emu, {"start_date": str(d), "end_date": str(d)}) for d in days)
+        )
+    for day, pages in zip(days, bodies, strict=True):
+        assert ids_of(pages) == emu.dataset.expected_ids(start_date=day, end_date=day)
+
+
+async def test_a_waiter_cancelled_in_its_turn_keeps_no_one_waiting() -> None:
+    turns = _Turns()
+    served: list[int] = []
+
+    async def page(i: int) -> None:
+        await turns.take()
+        served.append(i)
+
+    tasks = [asyncio.create_task(page(i)) for i in range(4)]
+    await asyncio.sleep(0)  # the first took its turn; the others wait for theirs
+    assert served == [0]
+    tasks[1].cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert served == [0, 2, 3]
+    assert tasks[1].cancelled()
+
+
 def test_dataset_is_deterministic() -> None:
     a = Dataset.generate(500, 11)
     b = Dataset.generate(500, 11, start=date(2025, 1, 1), days=365)
@@ -468,7 +497,9 @@ async def test_update_is_served_by_list_pages_and_single_lookups(
     sid = pending_id(emu)
     before = emu.dataset.get(sid)
     assert before is not None
-    _, listed_before = await get(http, emu, params={"count": "2000"})  # fills the page cache
+    # A page served before the update (well within the page byte limit, so that the update
+    # cannot move where it ends).
+    _, listed_before = await get(http, emu, params={"count": "500"})
     updated = emu.update(
         sid,
         kyc={
@@ -492,7 +523,7 @@ async def test_update_is_served_by_list_pages_and_single_lookups(
     assert listed["updated_at"] > before["updated_at"]
     # Only that item changed, and the listing's order and keys did not move.
     assert ids_of(pages) == emu.dataset.expected_ids(start_date=day, end_date=day)
-    _, listed_after = await get(http, emu, params={"count": "2000"})
+    _, listed_after = await get(http, emu, params={"count": "500"})
     changed = [
         a["submission_id"]
         for a, b in zip(listed_before["Items"], listed_after["Items"], strict=True)
@@ -616,13 +647,14 @@ async def test_a_dataset_swapped_in_before_serving_is_served(
     assert len(ids_of(pages)) == 100
 
 
+SERVE_LINE = (
+    r"Argos emulator listening on (http://127\.0\.0\.1:\d+) \(200 submissions, api key: cli-key\)"
+)
+
+
 def test_serve_cli() -> None:
     with serve_process("--submissions", "200", "--api-key", "cli-key") as (_, line):
-        match = re.fullmatch(
-            r"Argos emulator listening on (http://127\.0\.0\.1:\d+) "
-            r"\(200 submissions, api key: cli-key\)\n",
-            line,
-        )
+        match = re.fullmatch(SERVE_LINE + r"\n", line)
         assert match, line
         url = match.group(1)
 
@@ -635,6 +667,49 @@ def test_serve_cli() -> None:
                 return resp.status
 
         assert asyncio.run(one_request()) == 200
+
+
+def test_serve_help_shows_every_default_and_explains_the_line_with_the_key() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "argos_async.testing", "serve", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    options_part, _, epilog = done.stdout.partition("\nwhat it prints:\n")
+    # Each option's help, its wrapped lines joined: "--port PORT" -> "port, 0 for any ...".
+    blocks = re.findall(
+        r"^  (--[a-z-]+)[^\n]*?(?:  +|\n +)(.*?)(?=^  -|\Z)", options_part, re.M | re.S
+    )
+    helps = {option: " ".join(text.split()) for option, text in blocks}
+    emulator = inspect.signature(ArgosEmulator.__init__).parameters
+    expected = {
+        "--host": emulator["host"].default,
+        "--port": 8080,
+        "--submissions": emulator["submissions"].default,
+        "--seed": emulator["seed"].default,
+        "--api-key": "a random emu-... key",
+        "--filter-mode": emulator["filter_mode"].default,
+        "--latency": emulator["latency"].default,
+        "--faults": "none",
+        "--fault-seed": 0,
+    }
+    assert set(helps) == set(expected)
+    for option, default in expected.items():
+        assert re.search(rf"\(default:? {re.escape(str(default))}\b", helps[option]), option
+
+    text = " ".join(epilog.split())
+    example = re.search(r"Argos emulator listening on \S+ \(\d+ submissions, api key: \S+\)", text)
+    assert example, epilog
+    # The example is the line serve prints (test_serve_cli matches that one).
+    assert re.fullmatch(
+        SERVE_LINE.replace(r"200", r"\d+").replace("cli-key", r"emu-\S+"), example[0]
+    )
+    assert "throwaway demo key" in text
+    assert "export ARGOS_BASE_URL=http://127.0.0.1:8080" in text
+    assert re.search(r"export ARGOS_API_KEY=emu-\S+", text)
 
 
 def test_serve_cli_usage_errors() -> None:

@@ -18,22 +18,90 @@ _RETRY_KINDS = ", ".join(
 )
 
 
+_EXAMPLE_URL = "http://127.0.0.1:8080"
+_EXAMPLE_KEY = "emu-Xq3v9T0bLw2mRk7sPz1cNd4e"
+
+
+def listening_line(url: str, submissions: int, api_key: str, faults: FaultPlan | None) -> str:
+    """The line `serve` prints once it listens."""
+    shown = "" if faults is None else f", faults: {faults!r}"
+    return (
+        f"Argos emulator listening on {url} ({submissions} submissions, api key: {api_key}{shown})"
+    )
+
+
+_EPILOG = f"""\
+what it prints:
+  Once it listens, serve prints one line to stdout, e.g.
+
+    {listening_line(_EXAMPLE_URL, 10_000, _EXAMPLE_KEY, None)}
+
+  that is: the origin to send requests to, how many submissions it serves, and the API key
+  it accepts in the {API_KEY_HEADER} header (with --faults, the fault plan in force follows).
+  The key is a throwaway demo key, made up afresh at every start unless --api-key gives
+  one; it opens this emulator and nothing else. Point the client, or
+  `python -m argos_async export`, at the emulator with:
+
+    export ARGOS_BASE_URL={_EXAMPLE_URL}
+    export ARGOS_API_KEY={_EXAMPLE_KEY}
+
+the data:
+  N submissions (--submissions) created over the 365 days from 2025-01-01; the same N and
+  --seed give the same data. serve runs until SIGINT (Ctrl-C) or SIGTERM.
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m argos_async.testing",
         description="Serve the Argos KYC API v3 emulator over loopback HTTP.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    serve = commands.add_parser("serve", help="run the emulator until SIGINT/SIGTERM")
-    serve.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8080, help="port, 0 for any (default 8080)")
-    serve.add_argument("--submissions", type=int, default=10_000, help="data set size")
-    serve.add_argument("--seed", type=int, default=7, help="data set seed (default 7)")
-    serve.add_argument(
-        "--api-key", default=None, help=f"accepted {API_KEY_HEADER} (default: random)"
+    serve = commands.add_parser(
+        "serve",
+        help="run the emulator until SIGINT/SIGTERM",
+        description="Serve the Argos KYC API v3 emulator over loopback HTTP: GET\n"
+        "/v3/submission and /v3/submission/applicant over a synthetic data set.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    serve.add_argument("--filter-mode", choices=("index", "scan"), default="index")
-    serve.add_argument("--latency", type=float, default=0.0, help="seconds added per response")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="loopback address to listen on (default %(default)s)"
+    )
+    serve.add_argument(
+        "--port", type=int, default=8080, help="port, 0 for any free one (default %(default)s)"
+    )
+    serve.add_argument(
+        "--submissions",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="submissions in the data set (default %(default)s)",
+    )
+    serve.add_argument(
+        "--seed", type=int, default=7, help="seed of the data set (default %(default)s)"
+    )
+    serve.add_argument(
+        "--api-key",
+        default=None,
+        metavar="KEY",
+        help=f"the key to accept in {API_KEY_HEADER} (default: a random emu-... key, new at"
+        " every start)",
+    )
+    serve.add_argument(
+        "--filter-mode",
+        choices=("index", "scan"),
+        default="index",
+        help="email/userid filters: index returns full pages of matches, scan filters after"
+        " reading, so pages may come back short or empty (default %(default)s)",
+    )
+    serve.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="seconds every request waits before it is answered (default %(default)s)",
+    )
     serve.add_argument(
         "--faults",
         metavar="SPEC",
@@ -43,10 +111,14 @@ def _parser() -> argparse.ArgumentParser:
         f" (=PROB:SECONDS, {RETRY_AFTER_HEADER} as seconds or as an HTTP-date), quota, drop,"
         " truncate (=PROB[:FRACTION]), slow (=PROB:SECONDS), repeat-key (=PROB[:BACK]),"
         " redirect (=PROB:URL);"
-        " e.g. 503=0.05,drop=0.02,slow=0.01:2,429-retry-date=0.01:3",
+        " e.g. 503=0.05,drop=0.02,slow=0.01:2,429-retry-date=0.01:3 (default: none)",
     )
     serve.add_argument(
-        "--fault-seed", type=int, default=0, metavar="N", help="seed of the fault draws (default 0)"
+        "--fault-seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seed of the fault draws (default %(default)s)",
     )
     return parser
 
@@ -66,12 +138,7 @@ async def _serve(args: argparse.Namespace, faults: FaultPlan | None) -> None:
         latency=args.latency,
         faults=faults,
     ) as emu:
-        shown = "" if faults is None else f", faults: {faults!r}"
-        print(
-            f"Argos emulator listening on {emu.url} ({len(emu.dataset)} submissions,"
-            f" api key: {emu.api_key}{shown})",
-            flush=True,
-        )
+        print(listening_line(emu.url, len(emu.dataset), emu.api_key, faults), flush=True)
         await stop.wait()
 
 

@@ -1,26 +1,28 @@
 """The full item of a submission, built from its record in the API's wire shape.
 
-Each record carries a seed of its own, so an item can be built on demand, in any order, and
-always comes out the same. The steps below draw from that seed's stream in the order they
-are called, and each fills its keys in the order the API sends them; both orders are part of
-the data (tests/test_dataset.py pins the bytes).
+An item draws from two streams of its own, so it can be built on demand, in any order, and
+always comes out the same: the main one (its share of its day's draws, `Day.item_draws_of`)
+decides everything a list page shows; the details one (keyed by its submission id,
+`_records.draws`) what only a single lookup shows: the ID document, the address, the
+attempts. So the list form, which most requests want, is built without drawing, or
+building, the rest; `list_form` of the full item gives the same.
+
+The steps below draw from their stream in the order they are called, and each fills its keys
+in the order the API sends them; both orders are part of the data (tests/test_dataset.py pins
+the bytes).
 """
 
 from __future__ import annotations
 
 import hashlib
-import random
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, overload
+from typing import Any, NamedTuple
 
 from ._clock import DAY_MS, Clock
-from ._records import Draw, Person, Record
+from ._records import Day, Draw, Record, draws, token
 from ._tables import (
     ADDRESSES,
     AGENT_COMMENTS,
-    ALNUM,
     BANKS,
     BARCODE_COUNTRIES,
     BARCODE_RETRY,
@@ -36,38 +38,35 @@ from ._tables import (
     RETRIES,
 )
 
-__all__ = ["Items", "build_item"]
+__all__ = ["ItemBuilder"]
 
 _TOO_MANY_RETRY = ("too_many_retry", "Multiple invalid KYC attempts ")
 
 
-class Items(Sequence[dict[str, Any]]):
-    """The items in server order, each built on first access and then kept."""
+class ItemBuilder:
+    """Builds the items of one data set (its streams are keyed by the data set's key)."""
 
-    def __init__(self, records: Sequence[Record], clock: Clock) -> None:
-        self._records = records
+    def __init__(self, key: str, clock: Clock) -> None:
+        self._overflow = f"{key}/item/".encode()
+        self._details = f"{key}/details/".encode()
         self._clock = clock
-        self._built: list[dict[str, Any] | None] = [None] * len(records)
 
-    def __len__(self) -> int:
-        return len(self._records)
+    def full(self, day: Day, j: int) -> dict[str, Any]:
+        """Record `j` of the day's item as a single lookup returns it."""
+        rec = day.record(j)
+        sid = rec.sid.encode()
+        main = day.item_draws_of(j, self._overflow + sid)
+        return _build(rec, self._clock, main, draws(self._details + sid))
 
-    @overload
-    def __getitem__(self, index: int) -> dict[str, Any]: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[dict[str, Any]]: ...
-    def __getitem__(self, index: int | slice) -> dict[str, Any] | Sequence[dict[str, Any]]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self._records)))]
-        item = self._built[index]
-        if item is None:
-            item = build_item(self._records[index], self._clock)
-            self._built[index] = item
-        return item
+    def listed(self, day: Day, j: int) -> dict[str, Any]:
+        """Record `j` of the day's item as a list page carries it (`_listing.list_form` of
+        the full one)."""
+        rec = day.record(j)
+        main = day.item_draws_of(j, self._overflow + rec.sid.encode())
+        return _build(rec, self._clock, main, None)
 
 
-@dataclass(frozen=True)
-class _Document:
+class _Document(NamedTuple):
     """The ID document the applicant showed."""
 
     id_type: str
@@ -75,11 +74,8 @@ class _Document:
     issue_date: str
     expire_date: str | None
     identity_number: str
-    # Reused, masked, by the address, the custom fields and the bank account, as in the
-    # provider's samples.
-    digits: int
 
-    def fields(self) -> dict[str, str]:
+    def fields(self, digits: int) -> dict[str, str]:
         """Its keys of `data`."""
         out = {
             "idType": self.id_type,
@@ -89,12 +85,11 @@ class _Document:
         if self.expire_date is not None:
             out["idcard_expireDate"] = self.expire_date
         out["identityNumber"] = self.identity_number
-        out["documentNumber"] = f"{'MPRDX'[self.digits % 5]}{self.digits:04d}****"
+        out["documentNumber"] = f"{'MPRDX'[digits % 5]}{digits:04d}****"
         return out
 
 
-@dataclass(frozen=True)
-class _Timeline:
+class _Timeline(NamedTuple):
     """When the submission moved on, after its creation."""
 
     stamps: dict[str, str]
@@ -104,20 +99,27 @@ class _Timeline:
     updated_ms: int
 
 
-def build_item(rec: Record, clock: Clock) -> dict[str, Any]:
-    """The item as a single lookup returns it."""
-    rng = random.Random(rec.item_seed)
-    r = rng.random
-    person = rec.person
+def _build(rec: Record, clock: Clock, r: Draw, details: Draw | None) -> dict[str, Any]:
+    """The item: in full with a `details` stream, else in its list form."""
+    person = rec  # a record carries its person's details
     country_name = COUNTRIES[person.nat][0]
     # Three in four come from the current form: split names, images, scores, OCR.
     modern = r() < 0.75
+    # Masked digits of the document, reused by the address, the custom fields and the bank
+    # account, as in the provider's samples.
+    digits = int(r() * 10_000)
+    # A proof of address: a third of those from countries with sample addresses.
+    has_address = person.nat in ADDRESSES and r() < 0.35
 
-    data = _applicant_fields(person, modern, clock.start, r)
-    doc = _id_document(person, r)
-    data.update(doc.fields())
-    data.update(_address_fields(person.nat, country_name, doc.digits, r))
-    data.update(_custom_fields(doc.digits, r))
+    data = _applicant_fields(person, modern)
+    doc = None
+    if details is not None:
+        doc = _id_document(person, digits, details)
+        data.update(_private_fields(person, modern, clock.start, details))
+        data.update(doc.fields(digits))
+        if has_address:
+            data.update(_address_fields(person.nat, country_name, digits, details))
+        data.update(_custom_fields(digits, details))
 
     item: dict[str, Any] = {"data": data, "email": rec.email, "submission_id": rec.sid}
     if modern or rec.repeated:
@@ -132,36 +134,37 @@ def build_item(rec: Record, clock: Clock) -> dict[str, Any]:
 
     kyc = _kyc_outcome(rec.result, timeline.manual, country_name, r)
     n_attempts = _attempt_count(rec.result, kyc, r)
-    barcode = person.nat in BARCODE_COUNTRIES and doc.id_type == "drivers_license"
-    attempts = _attempts(n_attempts, rec, person, doc, barcode, clock, r)
-    if attempts:
-        kyc["attempts"] = attempts
+    if details is not None and doc is not None and n_attempts:
+        barcode = person.nat in BARCODE_COUNTRIES and doc.id_type == "drivers_license"
+        kyc["attempts"] = _attempts(n_attempts, rec, doc, barcode, clock, details)
     item["kyc"] = kyc
 
     option_set = OPTION_SETS[int(r() * len(OPTION_SETS))]
     if rec.result == "approved":
-        item["aml"] = _aml(option_set["option_aml"], rng)
+        item["aml"] = _aml(option_set["option_aml"], r)
 
     if modern:
-        item["image"] = _images(rec.sid, "address_city" in data)
+        item["image"] = _images(rec.sid, has_address)
         if r() < 0.1:
             item["memo"] = _memo(timeline.updated_ms, clock, r)
         if n_attempts:
-            item["argos_score"] = round(40 + r() * 60, 1)
+            item["argos_score"] = (400 + int(r() * 600)) / 10
             item["recognition_score"] = 50 + int(r() * 50)
-        item["project_options"] = option_set
-        if n_attempts and r() < 0.6:
-            item["ocr"] = _ocr(person, doc, data)
+        if details is not None:
+            item["project_options"] = option_set
+        with_ocr = n_attempts > 0 and r() < 0.6
+        if with_ocr and doc is not None:
+            item["ocr"] = _ocr(person, doc)
     if person.nat == "KOR" and r() < 0.15:
-        item["bank_verification"] = _bank_verification(doc.digits, r)
+        item["bank_verification"] = _bank_verification(digits, r)
     return item
 
 
 # -- data: the applicant ------------------------------------------------------------------
 
 
-def _applicant_fields(person: Person, modern: bool, start: date, r: Draw) -> dict[str, Any]:
-    """Name, gender, nationality, birth date, age group and the masked IP address."""
+def _applicant_fields(person: Record, modern: bool) -> dict[str, Any]:
+    """Name, gender, nationality and birth date: what a list page shows of `data`."""
     full_name = f"{person.first} {person.last}"
     data: dict[str, Any] = {"name": full_name}
     if modern:
@@ -171,15 +174,21 @@ def _applicant_fields(person: Person, modern: bool, start: date, r: Draw) -> dic
     data["gender"] = person.gender
     data["nationality"] = person.nat
     data["date_of_birth"] = person.dob.isoformat()
-    if modern:
-        age = (start.year - person.dob.year) if r() < 0.95 else -1
-        data["age_group"] = "N/A" if age < 0 else ("adult" if age >= 18 else "teen")
-    ip = r()
-    data["ip_address"] = "*.*.*.*" if ip < 0.1 else f"{IP_PREFIXES[int(ip * 30) % 3]}*"
     return data
 
 
-def _id_document(person: Person, r: Draw) -> _Document:
+def _private_fields(person: Record, modern: bool, start: date, r: Draw) -> dict[str, str]:
+    """The age group and the masked IP address."""
+    out = {}
+    if modern:
+        age = (start.year - person.dob.year) if r() < 0.95 else -1
+        out["age_group"] = "N/A" if age < 0 else ("adult" if age >= 18 else "teen")
+    ip = r()
+    out["ip_address"] = "*.*.*.*" if ip < 0.1 else f"{IP_PREFIXES[int(ip * 30) % 3]}*"
+    return out
+
+
+def _id_document(person: Record, digits: int, r: Draw) -> _Document:
     nat = person.nat
     id_types = ID_TYPES.get(nat, ID_TYPES_OTHER)
     id_type = id_types[int(r() * len(id_types))]
@@ -190,7 +199,6 @@ def _id_document(person: Person, r: Draw) -> _Document:
     if id_type not in ("aadhaar", "pancard"):
         valid_days = 3652 if r() < 0.5 else 1826
         expire = (issue + timedelta(days=valid_days - 1)).isoformat()
-    digits = int(r() * 10_000)
     if nat == "KOR":
         sex_digit = (1 if person.gender == "male" else 2) + (2 if person.dob.year >= 2000 else 0)
         ident = f"{person.dob.strftime('%y%m%d')}-{sex_digit}******"
@@ -200,15 +208,12 @@ def _id_document(person: Person, r: Draw) -> _Document:
         ident = f"XXXX XXXX {digits:04d}"
     else:
         ident = f"{digits:04d}******"
-    return _Document(id_type, issuing_country, issue.isoformat(), expire, ident, digits)
+    return _Document(id_type, issuing_country, issue.isoformat(), expire, ident)
 
 
 def _address_fields(nat: str, country_name: str, digits: int, r: Draw) -> dict[str, str]:
-    """A proof of address, for about a third of those from countries with sample addresses."""
-    addresses = ADDRESSES.get(nat)
-    if addresses is None or r() >= 0.35:
-        return {}
-    city, state, street, zipcode, code = addresses[int(r() * len(addresses))]
+    """A proof of address, from the country's sample addresses."""
+    city, state, street, zipcode, code = ADDRESSES[nat][int(r() * len(ADDRESSES[nat]))]
     return {
         "address_city": city,
         "address_country": nat,
@@ -236,7 +241,7 @@ def _custom_fields(digits: int, r: Draw) -> dict[str, str]:
     return out
 
 
-def _duplicate_key(person: Person) -> str:
+def _duplicate_key(person: Record) -> str:
     # Derived, like the real one, from name, birth date, gender and nationality.
     key = f"{person.first} {person.last}|{person.dob.isoformat()}|{person.gender}|{person.nat}"
     return hashlib.md5(key.encode(), usedforsecurity=False).hexdigest()
@@ -247,7 +252,7 @@ def _duplicate_key(person: Person) -> str:
 
 def _timeline(rec: Record, clock: Clock, r: Draw) -> _Timeline:
     created = rec.created_ms
-    stamps = {"created_at": clock(created)}
+    stamps = {"created_at": rec.created_at}
     manual = rec.result == "pending" or r() < 0.12
     t = created + 60_000 + int(r() * 900_000)
     if manual:
@@ -297,7 +302,6 @@ def _attempt_count(result: str, kyc: dict[str, Any], r: Draw) -> int:
 def _attempts(
     n_attempts: int,
     rec: Record,
-    person: Person,
     doc: _Document,
     barcode: bool,
     clock: Clock,
@@ -308,7 +312,7 @@ def _attempts(
     step = rec.created_ms + 20_000
     # One object shared by the attempts: the applicant enters these once per submission.
     params = {
-        "fullName": f"{person.first} {person.last}",
+        "fullName": f"{rec.first} {rec.last}",
         "idType": doc.id_type,
         "issueDate": doc.issue_date,
         "identityNumber": doc.identity_number,
@@ -338,15 +342,14 @@ def _attempts(
     return attempts
 
 
-def _aml(screened: bool, rng: random.Random) -> dict[str, Any]:
+def _aml(screened: bool, r: Draw) -> dict[str, Any]:
     """The AML screening of an approved submission: a quarter of the screened ones match."""
-    r = rng.random
     if not (screened and r() < 0.25):
         return {"risk_level_summary": "Not Screened", "currentstatus": "Not Screened"}
     matches = [
         {
             "risk_level": ("HIGH", "MEDIUM", "LOW")[int(r() * 3)],
-            "resource_id": "".join(rng.choices(ALNUM, k=20)),
+            "resource_id": token(r),
             "score": 60 + int(r() * 40),
         }
         for _ in range(1 + int(r() * r() * 4))
@@ -380,10 +383,10 @@ def _memo(updated_ms: int, clock: Clock, r: Draw) -> dict[str, str]:
     }
 
 
-def _ocr(person: Person, doc: _Document, data: dict[str, Any]) -> dict[str, str]:
+def _ocr(person: Record, doc: _Document) -> dict[str, str]:
     """What OCR read off the document: the entered data, upper-cased."""
     return {
-        "birthDate": data["date_of_birth"],
+        "birthDate": person.dob.isoformat(),
         "expireDate": doc.expire_date or "",
         "firstName": person.first.upper(),
         "fullName": f"{person.first} {person.last}".upper(),

@@ -136,15 +136,15 @@ class Listing:
     """The submissions one emulator serves: a shared `Dataset` as generated, with this
     emulator's own replacements on top, and the queries over them.
 
-    Encoded items are kept per position and form, so that big pages are joined from bytes
-    already made; `replace` drops an item's.
+    Nothing is kept between requests but the replacements: a page builds and encodes its
+    items afresh (the list form straight from the generator, which is cheaper than cutting
+    down the full item), so that serving a big data set costs no more memory than a page.
     """
 
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
         # Items replaced on this emulator, per server position; the shared Dataset stays as built.
         self._replaced: dict[int, dict[str, Any]] = {}
-        self._encoded: dict[tuple[int, bool, str | None], bytes] = {}
 
     def get(self, submission_id: str) -> dict[str, Any] | None:
         """The item as now served, or None (read-only)."""
@@ -157,18 +157,14 @@ class Listing:
         The caller keeps what the indexes are built from (id, created_at, email, userid,
         applicant id) as it was: lists would otherwise disagree with their own filters.
         """
-        pos = self.dataset.position[submission_id]
-        self._replaced[pos] = item
-        for single in (True, False):
-            for request_type in (None, *REQUEST_TYPES):
-                self._encoded.pop((pos, single, request_type), None)
+        self._replaced[self.dataset.position[submission_id]] = item
 
     def lookup(self, query: LookupQuery) -> bytes:
         """The body of a single lookup: the item in full, or no item."""
         pos = self.dataset.position.get(query.submission_id)
-        return lookup_body(
-            None if pos is None else self._encoded_item(pos, True, query.request_type)
-        )
+        if pos is None:
+            return lookup_body(None)
+        return lookup_body(msgspec.json.encode(project(self._item(pos), query.request_type)))
 
     def page(
         self, query: ListQuery, *, filter_mode: FilterMode, byte_limit: int | None
@@ -191,7 +187,7 @@ class Listing:
         """The body of an applicant lookup: id, email and duplicate key of each of its items."""
         out = []
         for pos in self.dataset.applicant_positions.get(applicant_id, ()):
-            item = self._item(pos)
+            item = self._listed(pos)
             entry = {"submission_id": item["submission_id"], "email": item["email"]}
             if "duplicated_information" in item:
                 entry["duplicated_information"] = item["duplicated_information"]
@@ -200,16 +196,11 @@ class Listing:
 
     def _item(self, pos: int) -> dict[str, Any]:
         item = self._replaced.get(pos)
-        return self.dataset.items[pos] if item is None else item
+        return self.dataset.item(pos) if item is None else item
 
-    def _encoded_item(self, pos: int, single: bool, request_type: str | None) -> bytes:
-        key = (pos, single, request_type)
-        piece = self._encoded.get(key)
-        if piece is None:
-            item = self._item(pos)
-            piece = msgspec.json.encode(project(item if single else list_form(item), request_type))
-            self._encoded[key] = piece
-        return piece
+    def _listed(self, pos: int) -> dict[str, Any]:
+        item = self._replaced.get(pos)
+        return self.dataset.list_item(pos) if item is None else list_form(item)
 
     def _window(self, query: ListQuery) -> range:
         """Server positions within the date range, from the cursor on."""
@@ -219,7 +210,7 @@ class Listing:
             begin = max(begin, ds.position_after(*query.after))
         return range(begin, max(begin, end))
 
-    def _indexed(self, window: range, query: ListQuery) -> list[int]:
+    def _indexed(self, window: range, query: ListQuery) -> Sequence[int]:
         """The window's positions matching the filters, from the smaller index."""
         ds = self.dataset
         lists = []
@@ -235,9 +226,9 @@ class Listing:
         return [p for p in positions[lo:hi] if self._matches(p, query)]
 
     def _matches(self, pos: int, query: ListQuery) -> bool:
-        ds = self.dataset
-        return (query.email is None or ds.emails[pos] == query.email) and (
-            query.userid is None or ds.userids[pos] == query.userid
+        rec = self.dataset.record(pos)
+        return (query.email is None or rec.email == query.email) and (
+            query.userid is None or rec.userid == query.userid
         )
 
     def _fill(
@@ -249,10 +240,11 @@ class Listing:
         pieces: list[bytes] = []
         used = 0
         taken = 0
+        encode = msgspec.json.encode
         for pos in candidates:
             if taken == query.count:
                 break
-            piece = self._encoded_item(pos, False, query.request_type)
+            piece = encode(project(self._listed(pos), query.request_type))
             if byte_limit is not None and taken and used + len(piece) + 1 > byte_limit:
                 break
             taken += 1
@@ -264,8 +256,8 @@ class Listing:
         # The key is the last item read, whether or not it matched: the next page goes on
         # from there.
         if 0 < taken < len(candidates):
-            last = candidates[taken - 1]
-            next_key = {"id": self.dataset.ids[last], "created_at": self.dataset.created_ats[last]}
+            last = self.dataset.record(candidates[taken - 1])
+            next_key = {"id": last.sid, "created_at": last.created_at}
         return ListPage(items=pieces, next_key=next_key)
 
 

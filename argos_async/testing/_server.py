@@ -83,6 +83,35 @@ class RecordedResponse:
     """`time.monotonic()` when the response was handed to aiohttp."""
 
 
+class _Turns:
+    """Spreads a burst of CPU-bound work over turns of the event loop.
+
+    A list page is built in one go on the event loop, which an in-process client (the
+    export's demo, the tests) shares: eight requests arriving together would all be built
+    before the client could read the first answer. So after one is built, the next waits
+    until the loop has run its I/O once: a timer due at once runs after the I/O callbacks
+    of its turn. A request that finds no page just built waits for nothing.
+    """
+
+    def __init__(self) -> None:
+        self._next: asyncio.Future[None] | None = None
+
+    async def take(self) -> None:
+        """Waits for this caller's turn, and starts the next one's wait."""
+        while self._next is not None and not self._next.done():
+            # Not awaited directly: a waiter cancelled (its client gone) must not cancel
+            # the others' turn.
+            await asyncio.wait({self._next})
+        loop = asyncio.get_running_loop()
+        self._next = loop.create_future()
+        loop.call_later(0, _resolve, self._next)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -183,6 +212,7 @@ class ArgosEmulator:
         self._runner: web.AppRunner | None = None
         self._contexts: dict[int, FaultContext] = {}
         self._handlers: set[asyncio.Task[Any]] = set()
+        self._page_turns = _Turns()
 
     @property
     def url(self) -> str:
@@ -249,6 +279,8 @@ class ArgosEmulator:
         """Starts listening; the real port is then in `port` and `url`."""
         if self._runner is not None:
             return
+        # Turns belong to the event loop that serves: a new start may be on another one.
+        self._page_turns = _Turns()
 
         @web.middleware
         async def pipeline(request: web.Request, handler: _Handler) -> web.StreamResponse:
@@ -380,6 +412,7 @@ class ArgosEmulator:
             return error_response(400, INVALID_QUERY)
         if isinstance(query, LookupQuery):
             return self._respond(request, self._served().lookup(query))
+        await self._page_turns.take()
         page = self._served().page(
             query, filter_mode=self.filter_mode, byte_limit=self.page_byte_limit
         )

@@ -43,7 +43,6 @@ __all__ = [
     "TIMESTAMP_RE",
     "TOO_LARGE",
     "Param",
-    "day_bounds",
     "error_body",
     "format_timestamp",
     "list_body",
@@ -184,16 +183,6 @@ def parse_query_date(value: date | str) -> date:
         if all(p.isdigit() for p in parts):
             return date(int(parts[0]), int(parts[1]), int(parts[2]))
     raise ValueError(f"invalid date: {value!r}")
-
-
-def day_bounds(start: date | None, end: date | None) -> tuple[str | None, str | None]:
-    """Returns created_at string bounds [lo, hi) for inclusive UTC calendar days."""
-    lo = start.isoformat() if start is not None else None
-    # "YYYY-MM-DD" sorts before every timestamp of that day and after every one of the day
-    # before; "YYYY-MM-DD~" after every one of that day ("~" is the highest printable ASCII),
-    # with no next day to compute, so 9999-12-31 is a day like any other.
-    hi = f"{end.isoformat()}~" if end is not None else None
-    return lo, hi
 
 
 def parse_count(raw: str | None) -> int:
