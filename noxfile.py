@@ -35,7 +35,10 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package, tests, examples and benchmarks."""
-    session.install("-e", ".[test,bench]", "mypy==2.4.1", "nox", "exceptiongroup")
+    session.install(
+        "-e", ".[test,bench]", "mypy==2.4.1", "nox", "exceptiongroup",
+        "pyarrow-stubs>=20.0.0.20260819", "types-psycopg2>=2.9",
+    )  # fmt: skip
     session.run("mypy", "--strict")
 
 

@@ -460,6 +460,32 @@ class ArgosClient:
 
         return self._batch("ids", ids, fetch, concurrency, ordered, fail_fast, buffer, dedupe)
 
+    def batch_get_raw_submissions(
+        self,
+        ids: Keys,
+        *,
+        concurrency: int = 16,
+        ordered: bool = False,
+        fail_fast: bool = False,
+        buffer: int | None = None,
+        dedupe: bool = True,
+        request_type: RequestTypeArg = None,
+    ) -> Batch[msgspec.Raw]:
+        """:meth:`batch_get_submissions` with each value the submission's JSON as the API
+        sent it (:meth:`get_raw_submission`), no ``Submission`` built; the same arguments."""
+        kind = checks.check_request_type(request_type)
+        options = self._options
+
+        def fetch(submission_id: str) -> Awaitable[msgspec.Raw]:
+            params = _lookup_params(submission_id, kind)
+
+            def decode(body: bytes) -> msgspec.Raw:
+                return raw_single(body, submission_id)
+
+            return self._lookup(SUBMISSION_PATH, params, decode, options)
+
+        return self._batch("ids", ids, fetch, concurrency, ordered, fail_fast, buffer, dedupe)
+
     def batch_get_by_email(
         self,
         emails: Keys,

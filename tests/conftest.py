@@ -1,4 +1,5 @@
-"""Shared fixtures: the anyio runner on asyncio, and a guard against leaked tasks."""
+"""Shared fixtures: the anyio runner on asyncio, a guard against leaked tasks, and a PostgreSQL
+server for the tests that load into one."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from pg import PostgresServer, postgres_server
 from support import wait_until
 
 
@@ -60,3 +62,10 @@ async def no_leaked_tasks(anyio_backend: str) -> AsyncIterator[None]:
 def _is_runner_task(task: asyncio.Task[object]) -> bool:
     """anyio's pytest runner keeps tasks of its own that run tests and fixtures."""
     return asyncio.current_task() is task or "_call_in_runner_task" in repr(task.get_coro())
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for the whole session (see ``pg.py``)."""
+    with postgres_server() as server:
+        yield server

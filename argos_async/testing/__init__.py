@@ -1,5 +1,6 @@
 """An in-process emulator of the Argos KYC REST API v3, for tests, demos and benchmarks."""
 
+from ._admin import EmulatorAdmin
 from ._dataset import Dataset
 from ._faults import (
     Delay,
@@ -22,6 +23,7 @@ __all__ = [
     "Dataset",
     "Delay",
     "DropConnection",
+    "EmulatorAdmin",
     "Fault",
     "FaultContext",
     "FaultPlan",

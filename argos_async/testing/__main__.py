@@ -61,7 +61,11 @@ def _parser() -> argparse.ArgumentParser:
         "serve",
         help="run the emulator until SIGINT/SIGTERM",
         description="Serve the Argos KYC API v3 emulator over loopback HTTP: GET\n"
-        "/v3/submission and /v3/submission/applicant over a synthetic data set.",
+        "/v3/submission and /v3/submission/applicant over a synthetic data set.\n\n"
+        "Besides the API, it answers an admin endpoint (with the same x-api-key): GET, PATCH\n"
+        "(a JSON merge patch, as ArgosEmulator.update takes) and DELETE\n"
+        "/_emulator/submissions/ID, so that another process can change what it serves;\n"
+        "argos_async.testing.EmulatorAdmin calls it.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

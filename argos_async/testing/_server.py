@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from ._admin import add_admin_routes, drop_deleted, drop_deleted_applicants, is_admin
 from ._dataset import Dataset
 from ._faults import FaultContext, FaultPlan
 from ._http import error_response, json_response
@@ -44,6 +45,7 @@ from ._wire import (
     REQUEST_ID_HEADER,
     TOO_LARGE,
     list_body,
+    lookup_body,
 )
 
 __all__ = ["ArgosEmulator", "RecordedRequest", "RecordedResponse"]
@@ -213,6 +215,7 @@ class ArgosEmulator:
         self._contexts: dict[int, FaultContext] = {}
         self._handlers: set[asyncio.Task[Any]] = set()
         self._page_turns = _Turns()
+        self._deleted: set[str] = set()
 
     @property
     def url(self) -> str:
@@ -232,6 +235,8 @@ class ArgosEmulator:
     def get(self, submission_id: str) -> dict[str, Any] | None:
         """The full item as the emulator now serves it (with `update`s applied), or None;
         read-only. Its keys are the vocabulary `update` takes."""
+        if submission_id in self._deleted:
+            return None
         return self._served().get(submission_id)
 
     def update(self, submission_id: str, /, **changes: Any) -> dict[str, Any]:
@@ -262,12 +267,22 @@ class ArgosEmulator:
           their replacement.
         """
         served = self._served()
-        current = served.get(submission_id)
+        current = self.get(submission_id)
         if current is None:
             raise KeyError(submission_id)
         item = updated_item(current, changes)
         served.replace(submission_id, item)
         return item
+
+    def delete(self, submission_id: str, /) -> None:
+        """Removes a submission, as the provider does when it erases one: from then on
+        lookups answer it with empty `Items` (a `NotFoundError` for the client), listings
+        and applicant answers leave it out, `get` gives None and `update` a KeyError. An
+        unknown (or already deleted) `submission_id`: KeyError. Also over HTTP: see
+        `_admin` (`PATCH`/`DELETE /_emulator/submissions/{id}`)."""
+        if self.get(submission_id) is None:
+            raise KeyError(submission_id)
+        self._deleted.add(submission_id)
 
     def reset_stats(self) -> None:
         """Forgets recorded requests and responses and the concurrency high-water mark."""
@@ -289,6 +304,7 @@ class ArgosEmulator:
         app = web.Application(middlewares=[pipeline])
         app.router.add_get(LIST_PATH, self._submissions)
         app.router.add_get(APPLICANT_PATH, self._applicant)
+        add_admin_routes(app, self)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         # A short shutdown timeout: close() must not wait out a handler sleeping on latency.
         # Handler cancellation: a client that gave up (timed out) also ends the handler's
@@ -339,6 +355,8 @@ class ArgosEmulator:
     # -- request pipeline -------------------------------------------------------------------
 
     async def _middleware(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        if is_admin(request.path):
+            return await handler(request)  # not recorded, no latency, no faults
         query: dict[str, str] = {}
         for key, value in request.query.items():
             query.setdefault(key, value)
@@ -411,11 +429,14 @@ class ArgosEmulator:
         except BadQuery:
             return error_response(400, INVALID_QUERY)
         if isinstance(query, LookupQuery):
+            if query.submission_id in self._deleted:
+                return self._respond(request, lookup_body(None))
             return self._respond(request, self._served().lookup(query))
         await self._page_turns.take()
         page = self._served().page(
             query, filter_mode=self.filter_mode, byte_limit=self.page_byte_limit
         )
+        page = drop_deleted(page, self._deleted)
         page = self.faults.rewrite_page(page, self._contexts[id(request)])
         return self._respond(request, list_body(page.items, page.next_key))
 
@@ -424,7 +445,8 @@ class ArgosEmulator:
             applicant_id = parse_applicant_query(request.query)
         except BadQuery:
             return error_response(400, INVALID_QUERY)
-        return self._respond(request, self._served().applicants(applicant_id))
+        body = drop_deleted_applicants(self._served().applicants(applicant_id), self._deleted)
+        return self._respond(request, body)
 
     async def _not_found(self, request: web.Request) -> web.StreamResponse:
         return error_response(404, NOT_FOUND)

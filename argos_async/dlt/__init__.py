@@ -1,0 +1,54 @@
+"""Mirror an Argos account into a database with dlt (``pip install "argos-async[dlt]"``).
+
+::
+
+    import dlt
+    from argos_async.dlt import argos_source
+
+    pipeline = dlt.pipeline("argos_mirror", destination="duckdb", dataset_name="argos")
+    pipeline.run(argos_source(start_date="2024-01-01"))  # run it again, and again: it stays current
+
+The source's one resource, ``submissions``, is merged on ``submission_id``: a submission is
+one row however often it is loaded, with its latest state. Columns:
+
+- ``submission_id`` (the primary key), ``created_at``, ``updated_at`` (UTC timestamps),
+  ``kyc_result`` (``kyc.result``), ``aml_status`` (``aml.currentstatus``), ``email``,
+  ``userid``, ``applicant_id``: typed, for the queries people write first;
+- ``raw``: the item's JSON exactly as the API sent it, as text. Not nested tables: those
+  would rename and split the API's fields into child tables that every merge must rewrite,
+  change shape whenever the API adds a field, and cost dlt's row-by-row normalisation. Not
+  dlt's ``json`` type either: dlt cannot carry it on the Arrow path (it would warn on every
+  load), and PostgreSQL's ``jsonb`` reorders keys. Query it with the database's JSON
+  functions (DuckDB reads text as JSON; PostgreSQL: ``raw::jsonb``); ``md5(raw)`` is the
+  MD5 of the bytes the API sent;
+- ``deleted``, ``deleted_at``: set when the API no longer has the submission; the row keeps
+  what it said last.
+
+Each run lists the days since the last complete day plus ``lag_days`` before them (day
+windows in parallel, the client's backfill), then looks up by id every older submission the
+table holds as ``pending`` or ``incomplete``, so a late decision reaches the table however
+late it comes. Only rows that differ from the table's are written. Where it stands lives in
+dlt's pipeline state, loaded in the same package as the rows: a run killed at any point
+leaves the table and the state as the last finished load left them, and the next run goes on
+from there (:func:`mirror` loads what a killed run left pending first). Pages reach dlt as
+Arrow tables, so dlt's per-row normalisation is skipped.
+
+The source reads its table back (what it holds for the listed days, which submissions are
+open), so it needs a destination with SQL: DuckDB and PostgreSQL are the tested ones.
+"""
+
+from ._mirror import MirrorResult, mirror, table_counts
+from ._rows import ARROW_SCHEMA, COLUMN_HINTS, COLUMNS, TABLE
+from ._source import SOURCE, argos_source
+
+__all__ = [
+    "ARROW_SCHEMA",
+    "COLUMNS",
+    "COLUMN_HINTS",
+    "SOURCE",
+    "TABLE",
+    "MirrorResult",
+    "argos_source",
+    "mirror",
+    "table_counts",
+]

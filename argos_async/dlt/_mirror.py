@@ -1,0 +1,108 @@
+"""``mirror``: one pipeline run of the source as a job, with what it did in numbers.
+
+``pipeline.run(argos_source(...))`` is all a scheduler needs; ``mirror`` adds what a command
+wants around it: it first loads what a killed run left behind (dlt's own ``run`` would load
+that and return without extracting), runs the source as often as ``days_per_run`` needs to
+reach today, and counts the table's rows at the end.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Final
+
+from dlt.common.destination.exceptions import DestinationUndefinedEntity
+from dlt.pipeline.pipeline import Pipeline
+
+from ._rows import TABLE
+from ._source import CAUGHT_UP, LAST_RUN, SOURCE, argos_source
+
+_MAX_RUNS: Final = 100_000
+
+
+@dataclass(frozen=True)
+class MirrorResult:
+    """What a :func:`mirror` did, and what the table holds now."""
+
+    rows: int
+    """Rows in the table now, deleted ones included."""
+    deleted_rows: int
+    """Rows in the table marked deleted now."""
+    new: int
+    """Submissions written for the first time."""
+    changed: int
+    """Submissions written again because they had changed (or came back)."""
+    deleted: int
+    """Submissions newly marked deleted (the API no longer has them)."""
+    listed: int
+    """Items listed by day windows."""
+    looked_up: int
+    """Submissions looked up by id."""
+    loads: int
+    """Load packages loaded (one per source run, plus any a killed run had left)."""
+    resumed: bool
+    """True when a killed run had left a package that this one loaded first."""
+    seconds: float
+    """Wall time of the whole job."""
+
+
+def mirror(
+    pipeline: Pipeline, *, loader_file_format: Any = None, **source_arguments: Any
+) -> MirrorResult:
+    """Runs :func:`argos_source` (with ``source_arguments``) into ``pipeline`` until it has
+    reached today, after loading whatever a killed run had left pending; returns the counts.
+
+    Raises what the pipeline raises (``PipelineStepFailed``, whose ``__cause__`` is the
+    client's ``ArgosError`` when the API failed); the table and the state stay as the last
+    finished load left them.
+    """
+    started = time.perf_counter()
+    loads = 0
+    resumed = pipeline.has_pending_data
+    if resumed:
+        # The rows and the state of a run that was stopped after its extract: they go in
+        # first, so that this run reads back a table that includes them.
+        info = pipeline.run()
+        loads += 0 if info is None else len(info.loads_ids)
+    totals = dict.fromkeys(("new", "changed", "deleted", "listed", "looked_up"), 0)
+    for _ in range(_MAX_RUNS):
+        info = pipeline.run(argos_source(**source_arguments), loader_file_format=loader_file_format)
+        loads += len(info.loads_ids)
+        state = _resource_state(pipeline)
+        for name, count in state.get(LAST_RUN, {}).items():
+            if name in totals:
+                totals[name] += int(count)
+        if state.get(CAUGHT_UP, True):
+            break
+    rows, deleted_rows = table_counts(pipeline)
+    return MirrorResult(
+        rows=rows,
+        deleted_rows=deleted_rows,
+        loads=loads,
+        resumed=resumed,
+        seconds=time.perf_counter() - started,
+        **totals,
+    )
+
+
+def _resource_state(pipeline: Pipeline) -> dict[str, Any]:
+    sources = pipeline.state.get("sources", {})
+    resources = sources.get(SOURCE, {}).get("resources", {})
+    state: dict[str, Any] = resources.get(TABLE, {})
+    return state
+
+
+def table_counts(pipeline: Pipeline) -> tuple[int, int]:
+    """Rows in the mirror's table, and those of them marked deleted (0, 0: no table yet)."""
+    with pipeline.sql_client() as client:
+        name = client.make_qualified_table_name(TABLE)
+        try:
+            rows = client.execute_sql(
+                f"SELECT count(*), sum(CASE WHEN deleted THEN 1 ELSE 0 END) FROM {name}"
+            )
+        except DestinationUndefinedEntity:
+            return 0, 0
+    assert rows is not None
+    total, deleted = rows[0]
+    return int(total), int(deleted or 0)

@@ -1,0 +1,293 @@
+"""``argos_source``: the dlt source, and the run behind its ``submissions`` resource.
+
+dlt iterates resources synchronously; the client is asyncio. The resource is a plain
+generator that runs one producer task on an event loop of its own thread (an anyio blocking
+portal) and takes its Arrow tables from a stream of one: the shards keep fetching while dlt
+writes the table before, and memory stays at a few pages. When dlt closes the generator (an
+error, an interrupt), the producer is cancelled and the client closed before it returns.
+
+A run, in order (see ``_schedule`` for which days):
+
+1. reads back what the table holds for the days it lists, and which older submissions it
+   holds as pending or incomplete (``_table``), then closes that connection;
+2. lists the days (``ArgosClient.backfill(...).raw_pages()``, sharded day windows) and hands
+   dlt, page by page, the rows that are new or whose JSON differs from the table's;
+3. looks up by id (``batch_get_raw_submissions``) the open ones, and those of the listed
+   days that the listing no longer had; a submission found changed is written, one not found
+   is written again as the table had it, marked ``deleted``;
+4. leaves its plan's state (and its counts) in the resource's state, which dlt loads in the
+   same package as the rows: a run that did not finish leaves the state as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any, cast
+
+import anyio
+import anyio.from_thread
+import dlt
+import pyarrow as pa
+from anyio.streams.memory import MemoryObjectSendStream
+from dlt.common.schema.typing import TTableSchemaColumns
+from dlt.common.typing import TSecretStrValue
+from dlt.extract.resource import DltResource
+
+from .._client import ArgosClient
+from .._protocol import checks
+from ..errors import NotFoundError
+from ._rows import (
+    COLUMN_HINTS,
+    TABLE,
+    Counts,
+    Known,
+    decode_rows,
+    deleted_table,
+    listed_changes,
+    looked_up_changes,
+)
+from ._schedule import RunPlan, plan_run
+from ._table import running_table
+
+logger = logging.getLogger("argos_async.dlt")
+
+SOURCE: str = "argos"
+"""The source's name (and its configuration section: ``[sources.argos]``)."""
+
+LAST_RUN = "last_run"
+RUNS = "runs"
+CAUGHT_UP = "caught_up"
+
+_HINTS = cast(
+    TTableSchemaColumns,
+    {**COLUMN_HINTS, "updated_at": {**COLUMN_HINTS["updated_at"], "dedup_sort": "desc"}},
+)
+
+
+@dataclass(frozen=True)
+class _Config:
+    api_key: str | None
+    base_url: str | None
+    start_date: date
+    lag_days: int
+    shards: int
+    page_size: int
+    concurrency: int
+    days_per_run: int | None
+    refresh_days: int | None
+    client_options: Mapping[str, Any]
+    today: date | None
+
+    def client(self) -> ArgosClient:
+        return ArgosClient(api_key=self.api_key, base_url=self.base_url, **self.client_options)
+
+
+@dataclass
+class _Run:
+    """One run's plan, what the table held, and what the run found."""
+
+    plan: RunPlan
+    known: dict[str, Known]
+    open: dict[str, Known]
+    counts: Counts = field(default_factory=Counts)
+    seen: set[str] = field(default_factory=set)
+    gone: list[str] = field(default_factory=list)
+
+
+@dlt.source(name=SOURCE, section=SOURCE, max_table_nesting=0)
+def argos_source(
+    *,
+    api_key: TSecretStrValue | None = None,
+    base_url: str | None = None,
+    start_date: date | str = dlt.config.value,
+    lag_days: int = 3,
+    shards: int = 8,
+    page_size: int = 2000,
+    concurrency: int = 16,
+    days_per_run: int | None = None,
+    refresh_days: int | None = None,
+    client_options: dict[str, Any] | None = None,
+    today: date | None = None,
+) -> DltResource:
+    """A dlt source mirroring an Argos account: one resource, ``submissions``, merged on
+    ``submission_id``; see the package documentation for its columns and what each run does.
+
+    - ``api_key``, ``base_url``: as ``ArgosClient`` takes them; when not passed, dlt looks
+      for them in its configuration (``SOURCES__ARGOS__API_KEY``, ``[sources.argos]`` in
+      ``secrets.toml``), then the client in ``ARGOS_API_KEY`` / ``ARGOS_BASE_URL``.
+    - ``start_date``: the first day to mirror (a date or ``"YYYY-MM-DD"``). A later run
+      given an earlier one lists the days before too; a later one changes nothing.
+    - ``lag_days``: how many days before the new ones each run lists again.
+    - ``shards``, ``page_size``: the backfill's parallel day windows and items per request.
+    - ``concurrency``: lookups by id in flight at once.
+    - ``days_per_run``: list at most this many new days per run (a long first backfill
+      becomes several loads, each one kept if a later one fails); ``mirror`` runs the
+      source until it has reached today. None: all of them in one run.
+    - ``refresh_days``: look up only the open submissions of the last this many days
+      (None: every open one, however old).
+    - ``client_options``: more ``ArgosClient`` arguments (``max_requests_per_second``,
+      ``timeout``, ...).
+    - ``today``: the day the run takes as today (default: today in UTC), for tests and
+      replays.
+
+    Arguments are checked here: a bad one raises ``TypeError`` or ``ValueError`` naming it.
+    """
+    first = checks.to_date("start_date", start_date)
+    if first is None:
+        raise ValueError("start_date is required")
+    if api_key is not None:
+        checks.check_api_key(api_key)
+    if base_url is not None:
+        checks.check_base_url(base_url)
+    if today is not None and (isinstance(today, datetime) or not isinstance(today, date)):
+        raise TypeError(f"today must be a date, got {type(today).__name__}")
+    options = dict(client_options or {})
+    for reserved in ("api_key", "base_url"):
+        if reserved in options:
+            raise ValueError(f"client_options cannot set {reserved}: pass it to argos_source")
+    config = _Config(
+        api_key=api_key,
+        base_url=base_url,
+        start_date=first,
+        lag_days=checks.check_int("lag_days", lag_days, minimum=0),
+        shards=checks.check_int("shards", shards, minimum=1, maximum=256),
+        page_size=checks.check_page_size(page_size),
+        concurrency=checks.check_int("concurrency", concurrency, minimum=1),
+        days_per_run=None
+        if days_per_run is None
+        else checks.check_int("days_per_run", days_per_run, minimum=1),
+        refresh_days=None
+        if refresh_days is None
+        else checks.check_int("refresh_days", refresh_days, minimum=0),
+        client_options=options,
+        today=today,
+    )
+
+    @dlt.resource(
+        name=TABLE,
+        primary_key="submission_id",
+        write_disposition="merge",
+        columns=_HINTS,
+    )
+    def submissions() -> Iterator[pa.Table]:
+        yield from _mirror_run(config)
+
+    return submissions
+
+
+def _mirror_run(config: _Config) -> Iterator[pa.Table]:
+    state = dlt.current.resource_state()
+    today = config.today or datetime.now(timezone.utc).date()
+    plan = plan_run(
+        state,
+        start_date=config.start_date,
+        today=today,
+        lag_days=config.lag_days,
+        days_per_run=config.days_per_run,
+        refresh_days=config.refresh_days,
+    )
+    with running_table() as table:
+        known = table.known_in(plan.ranges)
+        held_open = (
+            {}
+            if plan.refresh_before is None
+            else table.open_before(plan.refresh_before, plan.refresh_since)
+        )
+    run = _Run(plan, known, held_open)
+    logger.info(
+        "mirror run: listing %s, looking up %d open submissions",
+        ", ".join(f"{r.start}..{r.end}" for r in plan.ranges),
+        len(held_open),
+    )
+    yield from _bridged(lambda send: _produce(config, run, send))
+    if run.gone:
+        with running_table() as table:
+            rows = table.rows(run.gone)
+        run.counts.deleted += len(rows)
+        if rows:
+            yield deleted_table(rows, datetime.now(timezone.utc))
+    # Reached only when everything above was handed to dlt: the state goes into the same
+    # load package as those rows.
+    state.update(plan.state)
+    state[CAUGHT_UP] = plan.caught_up
+    state[LAST_RUN] = run.counts.as_dict()
+    state[RUNS] = int(state.get(RUNS, 0)) + 1
+    logger.info("mirror run: %s", run.counts.as_dict())
+
+
+def _bridged(
+    produce: Callable[[MemoryObjectSendStream[pa.Table]], Awaitable[None]],
+) -> Iterator[pa.Table]:
+    """The tables ``produce`` sends, taken one at a time from an event loop of its own."""
+    with anyio.from_thread.start_blocking_portal("asyncio") as portal:
+        send, receive = anyio.create_memory_object_stream[pa.Table](1)
+        future = portal.start_task_soon(produce, send)
+        try:
+            while True:
+                try:
+                    table = portal.call(receive.receive)
+                except anyio.EndOfStream:
+                    break
+                yield table
+            future.result()  # what stopped the producer, if anything did
+        finally:
+            future.cancel()
+            portal.call(receive.aclose)
+
+
+async def _produce(config: _Config, run: _Run, send: MemoryObjectSendStream[pa.Table]) -> None:
+    counts = run.counts
+    async with send, config.client() as argos:
+        for days in run.plan.ranges:
+            backfill = argos.backfill(
+                days.start, days.end, shards=config.shards, page_size=config.page_size
+            )
+            async with backfill.raw_pages() as pages:
+                async for page in pages:
+                    rows = decode_rows(page.items, page.body, page.first)
+                    table = listed_changes(rows, page.items, run.known, counts, run.seen)
+                    if table is not None:
+                        await send.send(table)
+        # Listed days the listing no longer had (gone, or moved), and the open ones before.
+        lookups = {
+            sid: held for sid, held in run.known.items() if sid not in run.seen and not held.deleted
+        }
+        lookups.update(run.open)
+        if lookups:
+            await _look_up(argos, config, run, lookups, send)
+
+
+async def _look_up(
+    argos: ArgosClient,
+    config: _Config,
+    run: _Run,
+    lookups: dict[str, Known],
+    send: MemoryObjectSendStream[pa.Table],
+) -> None:
+    found: list[Any] = []
+
+    async def flush() -> None:
+        rows = decode_rows(found)
+        table = looked_up_changes(rows, found, lookups, run.counts)
+        found.clear()
+        if table is not None:
+            await send.send(table)
+
+    batch = argos.batch_get_raw_submissions(lookups, concurrency=config.concurrency)
+    async with batch as results:
+        async for result in results:
+            run.counts.looked_up += 1
+            if result.error is None:
+                found.append(result.value)
+                if len(found) >= config.page_size:
+                    await flush()
+            elif isinstance(result.error, NotFoundError):
+                run.gone.append(result.key)
+            else:
+                # Retried already: the run stops here, its state unchanged, and the next
+                # run looks every one of them up again.
+                raise result.error
+    await flush()
