@@ -29,6 +29,7 @@ from ._export import (
     recorded_end_date,
     run_export,
 )
+from ._mirror_cli import add_mirror_command, run_mirror_command
 from ._plan import BackfillPlan, plan_backfill
 from ._progress import Progress, counted, showing_log
 from ._protocol.checks import check_api_key, check_base_url
@@ -138,6 +139,7 @@ def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         action="store_true",
         help="also say what the export plans and every smaller event (a page asked for again)",
     )
+    add_mirror_command(commands)
     return parser, export
 
 
@@ -149,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit code."""
     parser, export = _parsers()
     args = parser.parse_args(argv)
+    if args.command == "mirror":
+        return run_mirror_command(args)
     try:
         plan = _check_arguments(args)
         return _run_stoppably(_export(args, plan))

@@ -132,14 +132,23 @@ def assert_mirrors(
     columns equal to the item's fields, ``raw`` the item as a listing or a lookup sends it),
     and the ``deleted`` ones (id to the item as last served) marked deleted, as they were."""
     deleted = deleted or {}
+    served = {sid: emu.get(sid) for sid in emu.dataset.ids if sid not in deleted}
+    return assert_table_holds(target, served, deleted)  # type: ignore[arg-type]
+
+
+def assert_table_holds(
+    target: Target,
+    served: Mapping[str, dict[str, Any]],
+    deleted: Mapping[str, dict[str, Any]],
+) -> dict[str, dict[str, Any]]:
+    """The table holds each of ``served`` (id to the item as served now) once, as served,
+    and each of ``deleted`` (id to the item as last served) marked deleted."""
     table = target.rows()
-    expected = {sid for sid in emu.dataset.ids if sid not in deleted}
-    assert set(table) == expected | set(deleted)
+    assert set(table) == set(served) | set(deleted)
     for sid, row in table.items():
-        item = deleted.get(sid) or emu.get(sid)
-        assert item is not None
-        served = json.loads(row["raw"])
-        assert served in (list_form(item), item), sid
+        item = deleted.get(sid) or served[sid]
+        sent = json.loads(row["raw"])
+        assert sent in (list_form(item), item), sid
         kyc, aml = item.get("kyc") or {}, item.get("aml") or {}
         assert (row["kyc_result"], row["aml_status"]) == (
             kyc.get("result"),
