@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -77,7 +78,7 @@ def add_mirror_command(
             "merged on submission_id, and keep it current: each run lists the days since the "
             "last one plus --lag-days before them, and looks up by id every older submission "
             "still pending or incomplete. Killed at any point, the next run goes on from the "
-            "last finished load. Needs the dlt extra: pip install 'argos-async[dlt]'."
+            "last finished load. Needs the dlt extra (pip install -e '.[dlt]' in a clone)."
         ),
     )
     mirror.add_argument(
@@ -158,7 +159,7 @@ def _run(args: argparse.Namespace) -> int:
         from .dlt import mirror
     except ImportError as exc:  # pragma: no cover - the extra is part of the test setup
         raise _Usage(
-            f"the mirror needs the dlt extra (pip install 'argos-async[dlt]'): {exc}"
+            f"the mirror needs the dlt extra (pip install -e '.[dlt]' in a clone): {exc}"
         ) from None
     _checked(source)
     pipeline = _pipeline(args, dlt)
@@ -374,6 +375,9 @@ def _signals() -> Iterator[list[signal.Signals]]:
     """SIGINT and SIGTERM stop the job as an interrupt does; dlt's steps then leave what was
     not finished for the next run."""
     received: list[signal.Signals] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received  # only the main thread gets signals (and may set handlers)
+        return
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
         received.append(signal.Signals(signum))

@@ -7,6 +7,8 @@ It speaks just enough of the API for the benchmarks:
 - ``GET /v3/submission?count=C[&nextpage_id=pK&nextpage_date=...]``: page K of a listing of
   ``--items`` submissions (``count`` items a page, the last page without ``nextpageKey``);
 - the same with ``start_date``: one page of ``--window-items`` submissions (a day window);
+  with ``--unique-windows`` each window's items carry ids of their own (the day and the
+  item's place in it), so that a range of windows holds that many distinct submissions;
 - ``GET /v3/submission?submission_id=ID``: a single lookup (the ids are those of
   ``Dataset.generate(LOOKUPS, SEED)``, ``LOOKUPS`` being ``--lookups``, by default ``POOL``).
 
@@ -38,10 +40,13 @@ PAGE_DATE = "2025-06-30T12:00:00.000Z"
 class Pages:
     """Every response body the server can send, prepared up front or cheap to assemble."""
 
-    def __init__(self, items: int, window_items: int, lookups: int = POOL) -> None:
+    def __init__(
+        self, items: int, window_items: int, lookups: int = POOL, unique_windows: bool = False
+    ) -> None:
         self.items = items
         self.window_items = window_items
         self.lookups = lookups
+        self.unique_windows = unique_windows
         self._pool: list[bytes] = []
         self._singles: dict[str, bytes] = {}
         self._blobs: dict[int, bytes] = {}
@@ -59,6 +64,16 @@ class Pages:
             async for page in argos.iter_pages():
                 self._pool.extend(bytes(raw) for raw in page.raw_items)
 
+    def _window_items(self, day: str) -> bytes:
+        """The window's items, each with an id of its own: 8 digits of the day, 8 of its place."""
+        stem = day.replace("-", "")[:8].encode()
+        pieces = []
+        for i, item in enumerate(itertools.islice(itertools.cycle(self._pool), self.window_items)):
+            head, _, rest = item.partition(b'"submission_id":"')
+            _, _, tail = rest.partition(b'"')
+            pieces.append(head + b'"submission_id":"' + stem + b"%08d" % i + b'"' + tail)
+        return b",".join(pieces)
+
     def _items(self, count: int) -> bytes:
         blob = self._blobs.get(count)
         if blob is None:
@@ -71,6 +86,8 @@ class Pages:
             return self._singles.get(query["submission_id"], b'{"Items":[]}')
         count = int(query.get("count", "50"))
         if "start_date" in query:
+            if self.unique_windows:
+                return b'{"Items":[' + self._window_items(query["start_date"]) + b"]}"
             return b'{"Items":[' + self._items(self.window_items) + b"]}"
         page = int(query.get("nextpage_id", "p0")[1:])
         first = page * count
@@ -146,9 +163,14 @@ class Http(asyncio.Protocol):
 
 
 async def serve(
-    items: int, window_items: int, latency: float, port: int, lookups: int = POOL
+    items: int,
+    window_items: int,
+    latency: float,
+    port: int,
+    lookups: int = POOL,
+    unique_windows: bool = False,
 ) -> None:
-    pages = Pages(items, window_items, lookups)
+    pages = Pages(items, window_items, lookups, unique_windows)
     await pages.load()
     loop = asyncio.get_running_loop()
     responses = Responses(pages)
@@ -171,8 +193,22 @@ def main() -> None:
         default=POOL,
         help="how many distinct ids single lookups find: those of Dataset.generate(N, SEED)",
     )
+    parser.add_argument(
+        "--unique-windows",
+        action="store_true",
+        help="give each day window's items ids of their own (distinct submissions per day)",
+    )
     args = parser.parse_args()
-    asyncio.run(serve(args.items, args.window_items, args.latency, args.port, args.lookups))
+    asyncio.run(
+        serve(
+            args.items,
+            args.window_items,
+            args.latency,
+            args.port,
+            args.lookups,
+            args.unique_windows,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from types import ModuleType
 import pytest
 
 import argos_async
+import argos_async.dlt
 from argos_async import ArgosClient, errors, models, otel, pytest_plugin, testing
 from argos_async._protocol import wire
 
@@ -73,7 +74,7 @@ def test_version() -> None:
     assert argos_async.__version__ == "0.1.0"
 
 
-PUBLIC_MODULES = (argos_async, errors, models, testing, pytest_plugin, otel)
+PUBLIC_MODULES = (argos_async, errors, models, testing, pytest_plugin, otel, argos_async.dlt)
 
 
 def _public_members(module: ModuleType) -> list[tuple[str, object]]:

@@ -1,4 +1,4 @@
-"""Mirror an Argos account into a database with dlt (``pip install "argos-async[dlt]"``).
+"""Mirror an Argos account into a database with dlt (the extra ``dlt``: ``pip install -e ".[dlt]"``).
 
 ::
 

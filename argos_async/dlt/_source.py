@@ -25,7 +25,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import anyio
 import anyio.from_thread
@@ -53,6 +53,7 @@ from ._schedule import RunPlan, plan_run
 from ._table import running_table
 
 logger = logging.getLogger("argos_async.dlt")
+T = TypeVar("T")
 
 SOURCE: str = "argos"
 """The source's name (and its configuration section: ``[sources.argos]``)."""
@@ -202,7 +203,11 @@ def _mirror_run(config: _Config) -> Iterator[pa.Table]:
         ", ".join(f"{r.start}..{r.end}" for r in plan.ranges),
         len(held_open),
     )
-    yield from _bridged(lambda send: _produce(config, run, send))
+
+    async def produce(send: MemoryObjectSendStream[pa.Table]) -> None:
+        await _produce(config, run, send)
+
+    yield from bridged(produce)
     if run.gone:
         with running_table() as table:
             rows = table.rows(run.gone)
@@ -218,12 +223,12 @@ def _mirror_run(config: _Config) -> Iterator[pa.Table]:
     logger.info("mirror run: %s", run.counts.as_dict())
 
 
-def _bridged(
-    produce: Callable[[MemoryObjectSendStream[pa.Table]], Awaitable[None]],
-) -> Iterator[pa.Table]:
-    """The tables ``produce`` sends, taken one at a time from an event loop of its own."""
+def bridged(produce: Callable[[MemoryObjectSendStream[T]], Awaitable[None]]) -> Iterator[T]:
+    """What ``produce`` sends, taken one at a time from an event loop of its own thread: an
+    async producer as the plain generator dlt iterates. Closing the generator cancels the
+    producer and waits for it to finish; an error of the producer is raised here."""
     with anyio.from_thread.start_blocking_portal("asyncio") as portal:
-        send, receive = anyio.create_memory_object_stream[pa.Table](1)
+        send, receive = anyio.create_memory_object_stream[T](1)
         future = portal.start_task_soon(produce, send)
         try:
             while True:
