@@ -25,11 +25,12 @@ async def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def _open_id(emu: ArgosEmulator, result: str = "pending") -> str:
-    return next(
+    sid: str = next(
         i["submission_id"]
         for i in emu.dataset.items
         if (i.get("kyc") or {}).get("result") == result and i.get("applicant_id") is None
     )
+    return sid
 
 
 async def test_an_update_over_http_is_what_the_api_serves_next() -> None:

@@ -21,7 +21,7 @@ LOOPBACK = "http://127.0.0.1:1"
 
 def _readme_sql(dialect: str) -> str:
     """The README's ```sql block that begins with ``-- <dialect>``."""
-    blocks = re.findall(r"```sql\n(.*?)```", README.read_text(), re.S)
+    blocks: list[str] = re.findall(r"```sql\n(.*?)```", README.read_text(), re.S)
     (block,) = [b for b in blocks if b.startswith(f"-- {dialect}")]
     return block
 
