@@ -70,7 +70,7 @@ _HINTS = cast(
 
 @dataclass(frozen=True)
 class _Config:
-    api_key: str | None
+    api_key: str | None = field(repr=False)  # never in a repr, a log line or a traceback
     base_url: str | None
     start_date: date
     lag_days: int
