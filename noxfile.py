@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s tests lint typecheck demo bench``."""
+"""Developer sessions: ``nox -s tests lint typecheck demo bench bench_mirror``."""
 
 from __future__ import annotations
 
@@ -57,3 +57,11 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".[bench]")
     session.chdir("benchmarks")
     session.run("python", "run.py", *session.posargs)
+
+
+@nox.session
+def bench_mirror(session: nox.Session) -> None:
+    """The mirror's benchmark: DuckDB via Arrow, dlt's plain dicts and the export, side by side."""
+    session.install("-e", ".[bench,dlt]")
+    session.chdir("benchmarks")
+    session.run("python", "mirror.py", *session.posargs)

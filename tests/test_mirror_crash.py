@@ -14,6 +14,7 @@ import json
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -234,3 +235,32 @@ def test_the_command_killed_at_random_moments_then_run_again(world: World, tmp_p
     target = Target("duckdb", str(database), Path(str(database) + ".dlt"))
     assert_table_holds(target, world.served(), {})  # a new mirror (see above)
     assert f"{SUBMISSIONS - len(world.deleted):,} rows." in done.stderr
+
+
+def test_sigterm_stops_the_command_cleanly_and_the_next_run_finishes(
+    world: World, tmp_path: Path
+) -> None:
+    """SIGTERM (143; SIGINT takes the same path, 130) while the first run lists."""
+    signum, code = signal.SIGTERM, 143
+    database = tmp_path / "argos.duckdb"
+    command = [
+        sys.executable, "-m", "argos_async", "mirror", "--base-url", world.url,
+        "--api-key-file", str(world.key_file), "--database", str(database),
+        "--start-date", "2025-01-01", "--page-size", "50", "--shards", "2",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    # The run has begun once it has opened the database.
+    while not database.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == code, err[-3000:]
+    assert "interrupted; run the same command again to continue" in err
+    assert "Traceback" not in err
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    target = Target("duckdb", str(database), Path(str(database) + ".dlt"))
+    assert_table_holds(target, world.served(), {})
