@@ -1,4 +1,4 @@
-"""Mirror an Argos account into a database with dlt (the extra ``dlt``: ``pip install -e ".[dlt]"``).
+"""Mirror an Argos account into a database with dlt (the extra ``dlt``: ``-e ".[dlt]"``).
 
 ::
 
