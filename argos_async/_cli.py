@@ -12,14 +12,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
-import re
 import signal
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
+from ._cli_options import EXIT_CODES, Usage, api_key, as_options, base_url, say
 from ._client import ArgosClient
 from ._export import (
     ExportProgress,
@@ -32,14 +31,12 @@ from ._export import (
 from ._mirror_cli import add_mirror_command, run_mirror_command
 from ._plan import BackfillPlan, plan_backfill
 from ._progress import Progress, counted, showing_log
-from ._protocol.checks import check_api_key, check_base_url
 from ._protocol.wire import DEFAULT_BASE_URL
 from .errors import ArgosError, AuthenticationError
 
 DEMO_SUBMISSIONS = 100_000
 DEMO_FAULT_RATE = 0.02
 INTERRUPTED: Final = "argos-async: interrupted; run again with --resume to continue"
-EXIT_CODES: Final = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 EXPORT_EPILOG = """\
@@ -143,10 +140,6 @@ def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     return parser, export
 
 
-class _Usage(Exception):
-    """A usage error found after parsing: exit 2 with this message."""
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit code."""
     parser, export = _parsers()
@@ -156,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         plan = _check_arguments(args)
         return _run_stoppably(_export(args, plan))
-    except _Usage as problem:
+    except Usage as problem:
         # The export's own usage and "argos-async export: error: ...", like argparse's errors.
         _usage_error(export, str(problem))
     except KeyboardInterrupt:  # before the export began: nothing to resume, but harmless
@@ -201,15 +194,15 @@ def _usage_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
 def _check_arguments(args: argparse.Namespace) -> BackfillPlan:
     """Fails on bad arguments before a demo's emulator starts or any file is touched."""
     if args.resume and args.overwrite:
-        raise _Usage("--resume and --overwrite exclude each other")
+        raise Usage("--resume and --overwrite exclude each other")
     if args.demo:
         if args.demo_submissions < 1:
-            raise _Usage("--demo-submissions must be at least 1")
+            raise Usage("--demo-submissions must be at least 1")
         if args.start_date is None:
             # The emulator's data set spans 2025: a year, in day windows.
             args.start_date, args.end_date = "2025-01-01", args.end_date or "2025-12-31"
     else:
-        _base_url(args)
+        base_url(args)
     if args.resume and args.start_date is not None and args.end_date is None:
         # "Until today" meant the day the export started, not the day it is resumed.
         args.end_date = recorded_end_date(_request(args).checkpoint_path)
@@ -224,24 +217,13 @@ def _check_arguments(args: argparse.Namespace) -> BackfillPlan:
             request_type=args.request_type,
         )
     except (TypeError, ValueError) as exc:
-        raise _Usage(_as_options(str(exc))) from None
+        raise Usage(as_options(str(exc), EXPORT_OPTIONS)) from None
 
 
 def _request(args: argparse.Namespace) -> ExportRequest:
     return ExportRequest(
         out=args.out, checkpoint=args.checkpoint, resume=args.resume, overwrite=args.overwrite
     )
-
-
-def _base_url(args: argparse.Namespace) -> str:
-    if args.base_url is not None:
-        where, url = "--base-url", args.base_url
-    else:
-        where, url = "ARGOS_BASE_URL", os.environ.get("ARGOS_BASE_URL") or DEFAULT_BASE_URL
-    try:
-        return check_base_url(url)
-    except (TypeError, ValueError) as exc:
-        raise _Usage(f"{where}: {exc}") from None
 
 
 async def _export(args: argparse.Namespace, plan: BackfillPlan) -> int:
@@ -252,32 +234,11 @@ async def _export(args: argparse.Namespace, plan: BackfillPlan) -> int:
         async with ArgosEmulator(submissions=args.demo_submissions, faults=faults) as emulator:
             client = ArgosClient(api_key=emulator.api_key, base_url=emulator.url, backoff_base=0.05)
             return await _run_export(client, plan, args)
-    client = ArgosClient(api_key=_api_key(args), base_url=_base_url(args))
+    key = api_key(args)
+    if key is None:
+        raise Usage("set ARGOS_API_KEY or pass --api-key-file, or pass --demo to try the emulator")
+    client = ArgosClient(api_key=key, base_url=base_url(args))
     return await _run_export(client, plan, args)
-
-
-def _api_key(args: argparse.Namespace) -> str:
-    if args.api_key_file is not None:
-        try:
-            key = Path(args.api_key_file).read_text().strip()
-        except OSError as exc:
-            raise _Usage(
-                f"--api-key-file: cannot read {args.api_key_file}: {exc.strerror}"
-            ) from None
-        if not key:
-            raise _Usage(f"--api-key-file: {args.api_key_file} is empty")
-        return _checked_key(key, f"--api-key-file: the key in {args.api_key_file}")
-    key = os.environ.get("ARGOS_API_KEY", "").strip()
-    if not key:
-        raise _Usage("set ARGOS_API_KEY or pass --api-key-file, or pass --demo to try the emulator")
-    return _checked_key(key, "ARGOS_API_KEY")
-
-
-def _checked_key(key: str, where: str) -> str:
-    try:
-        return check_api_key(key, where)
-    except ValueError as exc:
-        raise _Usage(str(exc)) from None
 
 
 async def _run_export(client: ArgosClient, plan: BackfillPlan, args: argparse.Namespace) -> int:
@@ -299,7 +260,7 @@ async def _run_export(client: ArgosClient, plan: BackfillPlan, args: argparse.Na
         )
 
     if args.verbose:
-        _say(
+        say(
             f"exporting {counted(len(plan.windows), 'window', 'windows')} with "
             f"{counted(plan.shards, 'shard', 'shards')} from {client.base_url} to {request.out} "
             f"(checkpoint {request.checkpoint_path})"
@@ -310,7 +271,7 @@ async def _run_export(client: ArgosClient, plan: BackfillPlan, args: argparse.Na
             with showing_log(progress, level):
                 result = await run_export(client, plan, request, progress=show)
     except ExportRefused as refused:
-        raise _Usage(f"{refused.option}: {refused}" if refused.option else str(refused)) from None
+        raise Usage(f"{refused.option}: {refused}" if refused.option else str(refused)) from None
     except asyncio.CancelledError:
         progress.close()
         print(INTERRUPTED, file=sys.stderr)
@@ -318,7 +279,7 @@ async def _run_export(client: ArgosClient, plan: BackfillPlan, args: argparse.Na
     except AuthenticationError as exc:
         # Running again would be refused again: the key is what needs fixing.
         progress.close()
-        _say(
+        say(
             f"the API key was refused ({exc}); check ARGOS_API_KEY or --api-key-file (the key "
             "is on the project's dashboard)"
         )
@@ -326,7 +287,7 @@ async def _run_export(client: ArgosClient, plan: BackfillPlan, args: argparse.Na
     except (ArgosError, OSError) as exc:
         progress.close()
         problem = exc if isinstance(exc, ArgosError) else f"cannot write: {exc}"
-        _say(
+        say(
             f"{problem}\n{request.out} holds every submission up to the last checkpoint; run "
             "again with --resume to continue"
         )
@@ -334,32 +295,24 @@ async def _run_export(client: ArgosClient, plan: BackfillPlan, args: argparse.Na
     progress.close()
     if result.already_complete:
         held = "" if result.total is None else f" ({_submissions(result.total)})"
-        _say(
+        say(
             f"{result.out} is complete{held}, as its checkpoint {result.checkpoint} records; "
             "nothing to do (pass --overwrite to export again)"
         )
         return 0
     print(_summary(progress, result), file=sys.stderr)
     if not args.quiet:
-        _say(
+        say(
             f"kept {result.checkpoint}: it records that the export is complete, so that "
             "--resume says so rather than start again; delete it when you no longer need that"
         )
     return 0
 
 
-def _say(text: str) -> None:
-    print(f"argos-async: {text}", file=sys.stderr)
-
-
-_OPTION_NAMES: Final = re.compile(
-    r"\b(start_date|end_date|page_size|shards|email|userid|request_type)\b"
-)
-
-
-def _as_options(message: str) -> str:
-    """A library message about ``start_date`` as one about ``--start-date``."""
-    return _OPTION_NAMES.sub(lambda m: "--" + m.group(1).replace("_", "-"), message)
+EXPORT_OPTIONS: Final = (
+    "start_date", "end_date", "page_size", "shards", "email", "userid", "request_type",
+)  # fmt: skip
+"""The library's argument names that are export options of the same name."""
 
 
 def _submissions(n: int) -> str:

@@ -9,8 +9,6 @@ the last finished load left them), 2 bad usage, 130/143 interrupted by SIGINT/SI
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import signal
 import sys
 import threading
@@ -21,8 +19,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Final
 
+from ._cli_options import EXIT_CODES, Usage, api_key, as_options, base_url, say
 from ._progress import counted
-from ._protocol.checks import check_api_key, check_base_url
 from ._protocol.wire import DEFAULT_BASE_URL
 from .errors import ArgosError, AuthenticationError
 
@@ -38,7 +36,6 @@ DEMO_START: Final = date(2025, 1, 1)
 DEMO_TODAY: Final = date(2025, 12, 31)
 DEMO_DECISIONS_PER_RUN: Final = 40
 DEMO_DELETIONS_PER_RUN: Final = 2
-EXIT_CODES: Final = {signal.SIGINT: 130, signal.SIGTERM: 143}
 INTERRUPTED: Final = "argos-async: interrupted; run the same command again to continue"
 
 MIRROR_EPILOG = """\
@@ -58,10 +55,6 @@ exit codes:
   2    bad usage (nothing was sent)
   130  interrupted (SIGINT), 143 stopped by SIGTERM: run again to continue
 """
-
-
-class _Usage(Exception):
-    """A usage error found after parsing: exit 2 with this message."""
 
 
 def add_mirror_command(
@@ -146,7 +139,7 @@ def run_mirror_command(args: argparse.Namespace) -> int:
     """Runs ``mirror`` as parsed; returns the exit code (a usage error exits 2)."""
     try:
         return _run(args)
-    except _Usage as problem:
+    except Usage as problem:
         parser: argparse.ArgumentParser = args.mirror_parser
         parser.error(str(problem))
 
@@ -158,7 +151,7 @@ def _run(args: argparse.Namespace) -> int:
 
         from .dlt import mirror
     except ImportError as exc:  # pragma: no cover - the extra is part of the test setup
-        raise _Usage(
+        raise Usage(
             f"the mirror needs the dlt extra (pip install -e '.[dlt]' in a clone): {exc}"
         ) from None
     _checked(source)
@@ -177,14 +170,14 @@ def _run(args: argparse.Namespace) -> int:
 
 def _source_arguments(args: argparse.Namespace) -> dict[str, Any]:
     if args.destination != "duckdb" and args.database is not None:
-        raise _Usage("--database is for --destination duckdb")
+        raise Usage("--database is for --destination duckdb")
     start = args.start_date
     if args.demo:
         if args.demo_submissions < 1:
-            raise _Usage("--demo-submissions must be at least 1")
+            raise Usage("--demo-submissions must be at least 1")
         start = start or DEMO_START.isoformat()
     elif start is None:
-        raise _Usage("--start-date is required (or pass --demo to try the emulator)")
+        raise Usage("--start-date is required (or pass --demo to try the emulator)")
     arguments: dict[str, Any] = {
         "start_date": start,
         "lag_days": args.lag_days,
@@ -195,13 +188,14 @@ def _source_arguments(args: argparse.Namespace) -> dict[str, Any]:
         "refresh_days": args.refresh_days,
     }
     if not args.demo:
-        arguments.update(api_key=_api_key(args), base_url=_base_url(args))
+        arguments.update(api_key=api_key(args), base_url=base_url(args))
     return arguments
 
 
-_OPTION_NAMES: Final = re.compile(
-    r"\b(start_date|lag_days|shards|page_size|concurrency|days_per_run|refresh_days)\b"
-)
+MIRROR_OPTIONS: Final = (
+    "start_date", "lag_days", "shards", "page_size", "concurrency", "days_per_run", "refresh_days",
+)  # fmt: skip
+"""The source's argument names that are mirror options of the same name."""
 
 
 def _checked(arguments: dict[str, Any]) -> None:
@@ -211,42 +205,7 @@ def _checked(arguments: dict[str, Any]) -> None:
     try:
         argos_source(**arguments)
     except (TypeError, ValueError) as exc:
-        message = _OPTION_NAMES.sub(lambda m: "--" + m.group(1).replace("_", "-"), str(exc))
-        raise _Usage(message) from None
-
-
-def _api_key(args: argparse.Namespace) -> str | None:
-    if args.api_key_file is not None:
-        try:
-            key = Path(args.api_key_file).read_text().strip()
-        except OSError as exc:
-            raise _Usage(
-                f"--api-key-file: cannot read {args.api_key_file}: {exc.strerror}"
-            ) from None
-        where = f"--api-key-file: the key in {args.api_key_file}"
-    else:
-        key = os.environ.get("ARGOS_API_KEY", "").strip()
-        if not key:
-            return None  # dlt's configuration may have it (SOURCES__ARGOS__API_KEY)
-        where = "ARGOS_API_KEY"
-    if not key:
-        raise _Usage(f"--api-key-file: {args.api_key_file} is empty")
-    try:
-        return check_api_key(key, where)
-    except ValueError as exc:
-        raise _Usage(str(exc)) from None
-
-
-def _base_url(args: argparse.Namespace) -> str:
-    where, url = (
-        ("--base-url", args.base_url)
-        if args.base_url is not None
-        else ("ARGOS_BASE_URL", os.environ.get("ARGOS_BASE_URL") or DEFAULT_BASE_URL)
-    )
-    try:
-        return check_base_url(url)
-    except (TypeError, ValueError) as exc:
-        raise _Usage(f"{where}: {exc}") from None
+        raise Usage(as_options(str(exc), MIRROR_OPTIONS)) from None
 
 
 def _pipeline(args: argparse.Namespace, dlt: Any) -> Any:
@@ -325,11 +284,11 @@ def _mirrored(args: argparse.Namespace, job: Any) -> int:
         auth = _cause(failed, AuthenticationError)
         api = _cause(failed, ArgosError)
         if auth is not None:
-            _say(f"the API key was refused ({auth}); check ARGOS_API_KEY or --api-key-file")
+            say(f"the API key was refused ({auth}); check ARGOS_API_KEY or --api-key-file")
         elif api is not None:
-            _say(f"{api}\n{where} holds what the last finished run loaded; run again to continue")
+            say(f"{api}\n{where} holds what the last finished run loaded; run again to continue")
         else:
-            _say(
+            say(
                 f"the {failed.step} step failed: {_root(failed)}\n{where} holds what the last "
                 "finished run loaded; run again to continue"
             )
@@ -389,7 +348,3 @@ def _signals() -> Iterator[list[signal.Signals]]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-
-
-def _say(text: str) -> None:
-    print(f"argos-async: {text}", file=sys.stderr)
