@@ -209,11 +209,7 @@ def listed_changes(
         if held.deleted or held.digest != digest(items[i]):
             counts.changed += 1
             keep.append(i)
-    if not keep:
-        return None
-    if len(keep) == len(rows):
-        return to_table(rows, items)
-    return to_table([rows[i] for i in keep], [items[i] for i in keep])
+    return _kept(rows, items, keep)
 
 
 def looked_up_changes(
@@ -231,8 +227,15 @@ def looked_up_changes(
         elif held.deleted or _state(row) != (held.updated_at, held.kyc_result, held.aml_status):
             counts.changed += 1
             keep.append(i)
+    return _kept(rows, items, keep)
+
+
+def _kept(rows: Sequence[Any], items: Sequence[msgspec.Raw], keep: list[int]) -> pa.Table | None:
+    """The table of the rows (and their items) at the positions ``keep``; None for none."""
     if not keep:
         return None
+    if len(keep) == len(rows):
+        return to_table(rows, items)
     return to_table([rows[i] for i in keep], [items[i] for i in keep])
 
 
