@@ -48,10 +48,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
@@ -67,6 +67,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class SubmissionState(msgspec.Struct, frozen=True, kw_only=True):
@@ -207,9 +209,7 @@ class Reconciler:
         while True:
             started = loop.time()
             try:
-                # asyncio's timeout cancels the pass once, so the backfill's cleanup can await its
-                # shards; anyio's cancel scopes keep cancelling, which would cut that wait short.
-                stats = await asyncio.wait_for(self.run_once(), pass_timeout)
+                stats = await _within(self.run_once(), pass_timeout)
             except asyncio.TimeoutError:
                 logger.warning("reconciliation pass cancelled after %.1f s", pass_timeout)
             except Exception:
@@ -246,6 +246,28 @@ class Reconciler:
                 continue
             await self.store.put(submission.submission_id, state)
             stats.changed += 1
+
+
+async def _within(work: Coroutine[Any, Any, T], seconds: float) -> T:
+    """``work``'s result, or ``TimeoutError`` once ``seconds`` have passed (the work cancelled).
+
+    Not ``asyncio.wait_for``: before Python 3.12 it loses a cancellation of its caller that
+    arrives as the work finishes (it returns the result instead), and the worker would then run
+    on after its task was cancelled. Not an anyio cancel scope either: it keeps cancelling, which
+    would cut short the backfill's cleanup as it awaits its shards; this cancels the work once.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task})
+            if not task.cancelled():
+                task.exception()  # retrieved: what the work raised while cancelled goes nowhere
+    if not done:
+        raise asyncio.TimeoutError
+    return task.result()
 
 
 def _utc_today() -> date:

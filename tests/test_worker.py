@@ -291,6 +291,26 @@ async def test_a_slow_callback_is_cut_off_by_the_pass_timeout(
     assert sorted(recorder.ids()) == sorted(window_ids(argos_emulator))
 
 
+async def test_a_cancellation_as_a_pass_finishes_stops_the_worker(
+    argos_emulator: ArgosEmulator, argos_client: ArgosClient
+) -> None:
+    # The worker's task is cancelled in the very step its pass returns: asyncio.wait_for (before
+    # Python 3.12) handed back the pass's result instead, and the worker ran on for ever.
+    worker = reconciler(argos_client, MemoryStateStore(), Recorder())
+    run_once = worker.run_once
+
+    async def pass_then_cancel_the_worker() -> PassStats:
+        stats = await run_once()
+        task.cancel()
+        return stats
+
+    worker.run_once = pass_then_cancel_the_worker  # type: ignore[method-assign]
+    task = asyncio.create_task(worker.run_forever(60))
+    await asyncio.wait({task}, timeout=10)
+    assert task.cancelled()
+    assert worker.passes == 1
+
+
 @pytest.mark.argos_emulator(faults=FaultPlan([QuotaExceeded(at=1)]))
 async def test_a_failed_pass_is_logged_and_the_loop_goes_on(
     caplog: pytest.LogCaptureFixture, argos_emulator: ArgosEmulator, argos_client: ArgosClient
