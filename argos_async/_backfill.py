@@ -18,10 +18,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Callable, Sized
 from contextlib import aclosing
-from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 import anyio
+import msgspec
 from anyio.streams.memory import MemoryObjectSendStream
 
 from ._checkpoint import Checkpoint
@@ -46,8 +46,7 @@ ListWindow = Callable[[Window, "str | None"], Stream[P]]
 """Lists one window from a resume cursor (``None``: from its start)."""
 
 
-@dataclass
-class BackfillStats:
+class BackfillStats(msgspec.Struct):
     """Live counts of a backfill: what the caller has consumed, and how many windows are done."""
 
     windows: int
@@ -106,8 +105,7 @@ class Backfill(Stream[Submission]):
         return Stream(_pages(self._run, self._list_raw_window))
 
 
-@dataclass
-class _Run:
+class _Run(msgspec.Struct):
     todo: list[Window]
     shards: int
     checkpoint: Checkpoint | None

@@ -4,7 +4,6 @@ listings (:meth:`ArgosClient._pages`), which take already validated queries and 
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import logging
 import os
@@ -18,7 +17,6 @@ from collections.abc import (
     Sequence,
 )
 from contextlib import aclosing
-from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from types import TracebackType
 from typing import Final, TypeVar
@@ -78,14 +76,13 @@ UNSET: Final = _Unset.UNSET
 """``with_options``' default: keep the client's value (``None`` is a value for ``deadline``)."""
 
 
-@dataclass(frozen=True)
-class _Shared:
+class _Shared(msgspec.Struct, frozen=True):
     """What a client and all its ``with_options`` views share."""
 
     transport: Transport
     retrier: Retrier
     date_format: DateFormat
-    observers: list[Observer] = field(default_factory=list)
+    observers: list[Observer] = msgspec.field(default_factory=list)
     """What watches every call of the client and its views (``argos_async.otel``)."""
 
 
@@ -508,10 +505,10 @@ class ArgosClient:
         base = ListQuery.build(
             request_type=request_type, page_size=page_size, date_format=self._shared.date_format
         )
-        options = dataclasses.replace(self._options, prefetch=0)
+        options = msgspec.structs.replace(self._options, prefetch=0)
 
         async def fetch(email: str) -> list[Submission]:
-            query = dataclasses.replace(base, email=email)
+            query = msgspec.structs.replace(base, email=email)
             async with aclosing(self._pages(query, options, _decoded_page)) as pages:
                 return [item async for page in pages for item in page.items]
 
@@ -824,8 +821,7 @@ def _raw_page(
     return raw_page(body, next_key, items, fingerprint, first=first, count=count, resume=resume)
 
 
-@dataclass(frozen=True)
-class ClientStats:
+class ClientStats(msgspec.Struct, frozen=True):
     """Counts since the client was created: requests sent (every attempt) and retries."""
 
     requests: int

@@ -20,7 +20,6 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
@@ -49,8 +48,7 @@ class ExportRefused(Exception):
         self.option = option
 
 
-@dataclass(frozen=True)
-class ExportRequest:
+class ExportRequest(msgspec.Struct, frozen=True):
     """Where to export to and how to treat what is already there."""
 
     out: Path
@@ -68,8 +66,7 @@ class ExportRequest:
         return self.checkpoint or self.out.with_name(self.out.name + ".ckpt")
 
 
-@dataclass(frozen=True)
-class ExportProgress:
+class ExportProgress(msgspec.Struct, frozen=True):
     """Where a running export stands, given to the caller's ``progress`` after every page."""
 
     stats: BackfillStats
@@ -80,8 +77,7 @@ class ExportProgress:
     """Requests sent again so far by the client."""
 
 
-@dataclass(frozen=True)
-class ExportResult:
+class ExportResult(msgspec.Struct, frozen=True):
     """What an export did."""
 
     out: Path

@@ -35,10 +35,10 @@ from collections.abc import (
     Iterable,
     Iterator,
 )
-from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar, cast
 
 import anyio
+import msgspec
 from anyio.streams.memory import MemoryObjectSendStream
 
 from ._protocol.masking import mask_text
@@ -51,8 +51,7 @@ V = TypeVar("V")
 Keys = Iterable[str] | AsyncIterable[str]
 
 
-@dataclass(frozen=True, slots=True)
-class BatchResult(Generic[V]):
+class BatchResult(msgspec.Struct, Generic[V], frozen=True):
     """The outcome for one key: ``value`` when it succeeded, else ``error``."""
 
     key: str
@@ -76,8 +75,7 @@ class BatchResult(Generic[V]):
         return f"BatchResult(key={mask_text(str(self.key))!r}, {outcome})"
 
 
-@dataclass(frozen=True)
-class _Plan(Generic[V]):
+class _Plan(msgspec.Struct, Generic[V], frozen=True):
     """What a batch runs: its input, its lookup and how results come back."""
 
     keys: Keys

@@ -16,9 +16,10 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, Protocol, Union
+
+import msgspec
 
 from ._protocol.masking import masked_params
 from ._protocol.wire import APPLICANT_PATH, REQUEST_ID_HEADER
@@ -33,8 +34,7 @@ METHOD: Final = "GET"
 # The events.
 
 
-@dataclass(frozen=True, slots=True)
-class RequestEvent:
+class RequestEvent(msgspec.Struct, frozen=True):
     """An attempt is about to be sent (the ``"request"`` hook)."""
 
     operation: str
@@ -50,8 +50,7 @@ class RequestEvent:
     """1 for the first attempt of the call, 2 for its first retry, and so on."""
 
 
-@dataclass(frozen=True, slots=True)
-class ResponseEvent:
+class ResponseEvent(msgspec.Struct, frozen=True):
     """An attempt has ended, with an answer or without one (the ``"response"`` hook)."""
 
     operation: str
@@ -74,8 +73,7 @@ class ResponseEvent:
     """What this attempt failed with (an ``APIError``; its message is masked), or ``None``."""
 
 
-@dataclass(frozen=True, slots=True)
-class RetryEvent:
+class RetryEvent(msgspec.Struct, frozen=True):
     """A failed attempt will be sent again after ``wait`` seconds (the ``"retry"`` hook)."""
 
     operation: str

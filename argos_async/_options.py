@@ -4,16 +4,15 @@ shares. Nothing below ``ArgosClient`` validates these again."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Final
+
+import msgspec
 
 from ._protocol.checks import check_int, check_optional_seconds, check_prefetch, check_seconds
 
 
-@dataclass(frozen=True, slots=True)
-class RequestOptions:
+class RequestOptions(msgspec.Struct, frozen=True):
     """Validated per-call options (see ``ArgosClient`` for what each means)."""
 
     timeout: float = 60.0
@@ -38,7 +37,7 @@ class RequestOptions:
             if check is None:
                 raise TypeError(f"unknown option {name!r}")
             changes[name] = check(name, value)
-        return dataclasses.replace(self, **changes)
+        return msgspec.structs.replace(self, **changes)
 
 
 def _retries(name: str, value: object) -> int:

@@ -4,9 +4,10 @@ and the client builds its backfill from the very same plan."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
+
+import msgspec
 
 from ._protocol import checks
 from ._protocol.query import ListQuery
@@ -15,8 +16,7 @@ from ._protocol.wire import MAX_PAGE_SIZE, DateFormat
 MAX_SHARDS = 256
 
 
-@dataclass(frozen=True)
-class Window:
+class Window(msgspec.Struct, frozen=True):
     """A slice of the listing: the days ``start`` to ``end`` (``None``: unbounded)."""
 
     name: str
@@ -24,8 +24,7 @@ class Window:
     end: date | None
 
 
-@dataclass(frozen=True)
-class BackfillPlan:
+class BackfillPlan(msgspec.Struct, frozen=True):
     """A checked backfill: the windows to list (oldest first), the query each one narrows,
     and how many shards pull them."""
 

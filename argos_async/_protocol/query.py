@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import functools
 import hashlib
-from dataclasses import dataclass
 from datetime import date
 from typing import Final, NamedTuple
 
@@ -24,8 +22,7 @@ from .checks import check_optional_text, check_page_size, check_request_type, to
 from .wire import DATE_FORMATS, MAX_PAGE_SIZE, DateFormat
 
 
-@dataclass(frozen=True)
-class ListQuery:
+class ListQuery(msgspec.Struct, frozen=True, dict=True):
     """A validated listing: its filters, page size and date format."""
 
     email: str | None = None
@@ -65,7 +62,7 @@ class ListQuery:
 
     def between(self, start: date | None, end: date | None) -> ListQuery:
         """The same listing over other days (a backfill's window); the dates are trusted."""
-        return dataclasses.replace(self, start_date=start, end_date=end)
+        return msgspec.structs.replace(self, start_date=start, end_date=end)
 
     @functools.cached_property
     def fingerprint(self) -> str:
