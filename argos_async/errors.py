@@ -20,6 +20,8 @@ The hierarchy::
          ├─ ResponseTooLargeError   the body exceeds the client's size cap
          └─ PaginationError         the server handed out a page key it had handed out before
      CheckpointError              a backfill checkpoint that cannot be used (also a ValueError)
+     WebhookDecodeError           a webhook body that is not JSON, not an object, or not the
+                                  documented shape (also a ValueError)
 
 Every status error carries ``retry_after``: the seconds its response's ``Retry-After`` asked
 for, or ``None``.
@@ -49,6 +51,7 @@ __all__ = [
     "ResponseDecodeError",
     "ResponseTooLargeError",
     "ServerError",
+    "WebhookDecodeError",
 ]
 
 
@@ -203,3 +206,10 @@ class PaginationError(APIError):
 class CheckpointError(ArgosError, ValueError):
     """A backfill checkpoint file cannot be used: damaged, unreadable, of another version, or
     made for other arguments. Raised before any request."""
+
+
+class WebhookDecodeError(ArgosError, ValueError):
+    """A webhook body that ``argos_async.webhooks.parse`` cannot read: not JSON, not a JSON
+    object, without a string ``webhook_trigger``, or with a field of another type than the
+    documented one. The message names the problem and the field's path, never a value: a
+    webhook body is personal data."""

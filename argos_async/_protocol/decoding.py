@@ -185,7 +185,7 @@ def _decode_envelope_leniently(body: bytes) -> _Envelope:
     """The slow path for a page that failed strict decoding: timestamps of other shapes are
     read leniently (or become ``None``), numbers sent as strings are accepted."""
     document = msgspec.json.decode(body)
-    document = _repair_timestamps(document, _envelope_info())
+    document = repair_timestamps(document, _envelope_info())
     try:
         return msgspec.convert(document, _Envelope, strict=False)
     except msgspec.ValidationError as exc:
@@ -198,23 +198,23 @@ def _envelope_info() -> msgspec.inspect.Type:
     return msgspec.inspect.type_info(_Envelope)
 
 
-def _repair_timestamps(value: Any, info: msgspec.inspect.Type) -> Any:
+def repair_timestamps(value: Any, info: msgspec.inspect.Type) -> Any:
     """Walks decoded JSON along the model's type tree, replacing each timestamp value by an
-    aware ``datetime`` or ``None``."""
+    aware ``datetime`` or ``None``. The lenient path of listings and of webhook bodies."""
     if isinstance(info, msgspec.inspect.DateTimeType):
         return parse_timestamp(value) if isinstance(value, str) else None
     if isinstance(info, msgspec.inspect.StructType) and isinstance(value, dict):
         for field in info.fields:
             if field.encode_name in value:
-                value[field.encode_name] = _repair_timestamps(value[field.encode_name], field.type)
+                value[field.encode_name] = repair_timestamps(value[field.encode_name], field.type)
     elif isinstance(info, (msgspec.inspect.ListType, msgspec.inspect.VarTupleType)) and isinstance(
         value, list
     ):
-        return [_repair_timestamps(item, info.item_type) for item in value]
+        return [repair_timestamps(item, info.item_type) for item in value]
     elif isinstance(info, msgspec.inspect.UnionType):
         for member in info.types:
             if not isinstance(member, msgspec.inspect.NoneType):
-                value = _repair_timestamps(value, member)
+                value = repair_timestamps(value, member)
     return value
 
 
