@@ -31,6 +31,7 @@ from .errors import (
     ResponseDecodeError,
     ResponseTooLargeError,
     ServerError,
+    WebhookDecodeError,
 )
 from .models import (
     ApplicantSubmission,
@@ -84,6 +85,7 @@ __all__ = [
     "ServerError",
     "Stream",
     "Submission",
+    "WebhookDecodeError",
     "__version__",
 ]
 

@@ -15,7 +15,7 @@ import pytest
 
 import argos_async
 import argos_async.dlt
-from argos_async import ArgosClient, errors, models, otel, pytest_plugin, testing
+from argos_async import ArgosClient, errors, models, otel, pytest_plugin, testing, webhooks
 from argos_async._protocol import wire
 
 EXPORTED = {
@@ -59,7 +59,32 @@ EXPORTED = {
     "ServerError",
     "Stream",
     "Submission",
+    "WebhookDecodeError",
     "__version__",
+}
+
+WEBHOOKS_EXPORTED = {
+    "AdditionalAnswer",
+    "AmlMonitorWebhook",
+    "AmlResult",
+    "AmlWebhook",
+    "ApprovedWebhook",
+    "CreatedWebhook",
+    "CustomFields",
+    "DeleteWebhook",
+    "InjectionAction",
+    "InjectionWebhook",
+    "MonitorRecord",
+    "RejectedWebhook",
+    "RetryWebhook",
+    "SubmitWebhook",
+    "UnknownWebhook",
+    "UpdatedData",
+    "UpdatedWebhook",
+    "WebhookDecodeError",
+    "WebhookEvent",
+    "WebhookKycResult",
+    "parse",
 }
 
 
@@ -70,11 +95,29 @@ def test_exported_names_are_exactly_the_intended_ones() -> None:
         assert hasattr(argos_async, name), name
 
 
+def test_the_webhook_names_are_exactly_the_intended_ones() -> None:
+    assert set(webhooks.__all__) == WEBHOOKS_EXPORTED
+    assert len(webhooks.__all__) == len(WEBHOOKS_EXPORTED)
+    for name in webhooks.__all__:
+        assert hasattr(webhooks, name), name
+    # The error is the one of the exception tree, not a copy.
+    assert webhooks.WebhookDecodeError is errors.WebhookDecodeError
+
+
 def test_version() -> None:
     assert argos_async.__version__ == "0.1.0"
 
 
-PUBLIC_MODULES = (argos_async, errors, models, testing, pytest_plugin, otel, argos_async.dlt)
+PUBLIC_MODULES = (
+    argos_async,
+    errors,
+    models,
+    testing,
+    pytest_plugin,
+    otel,
+    argos_async.dlt,
+    webhooks,
+)
 
 
 def _public_members(module: ModuleType) -> list[tuple[str, object]]:
@@ -241,6 +284,10 @@ def test_errors_form_the_documented_tree() -> None:
     assert issubclass(errors.APITimeoutError, errors.APIConnectionError)
     for other in (errors.ResponseDecodeError, errors.PaginationError, errors.ResponseTooLargeError):
         assert issubclass(other, errors.APIError)
+    for outside_the_api in (errors.CheckpointError, errors.WebhookDecodeError):
+        assert issubclass(outside_the_api, errors.ArgosError)
+        assert issubclass(outside_the_api, ValueError)
+        assert not issubclass(outside_the_api, errors.APIError)
     assert set(errors.__all__) <= set(argos_async.__all__)
 
 

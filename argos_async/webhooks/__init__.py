@@ -4,6 +4,9 @@ Argos POSTs a JSON body to the project's webhook URL for each event (``webhook_t
 ``created``, ``retry``, ``submit``, ``approved``, ``rejected``, ``updated``, ``delete``,
 ``injection``, ``aml``, ``aml_monitor``). ``parse`` turns the body into a Struct per trigger,
 ``UnknownWebhook`` for a trigger added later, and keeps the body as sent in ``event.raw``.
+Only ``webhook_trigger`` is required; every other field defaults to ``None`` (or ``()``). A
+timestamp that is a placeholder (``"string"``, ``"YYYY-MM-DD-HH-MM-SS-ZZZ"``) or of no known
+shape is ``None`` too, its text still in ``event.raw``.
 
 A webhook is a hint, not the truth: Argos signs nothing, so anyone who knows the URL can
 POST a body that parses; deliveries may be late, lost, repeated or out of order. Read the

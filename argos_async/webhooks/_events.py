@@ -2,9 +2,9 @@
 
 Every documented trigger is a Struct tagged by ``webhook_trigger``, so the common path is one
 ``msgspec.json.Decoder`` call over the union. Only when that fails does ``_parse_leniently``
-look closer: a small header first (is it an object, with a string ``webhook_trigger``, of a
-trigger we know?), then, for a known trigger, the listings' lenient path
-(``repair_timestamps``, numbers sent as strings accepted). A trigger we do not know yet
+look closer: the body as plain JSON (is it JSON at all?), its header (an object, with a string
+``webhook_trigger``, of a trigger we know?), then, for a known trigger, the listings' lenient
+path (``repair_timestamps``, numbers sent as strings accepted). A trigger we do not know yet
 becomes an ``UnknownWebhook``.
 
 Two spellings of one field (the old guide's ``update_at``, ``fullName``, top-level
@@ -104,13 +104,12 @@ class MonitorRecord(_Part):
     created_at: Timestamp | None = None
 
 
+# dict=True gives each event a __dict__ to hold the body outside the decoded fields, where no
+# key of the JSON can reach it. It rules out gc=False, a saving that one event per request
+# does not need.
 class WebhookEvent(msgspec.Struct, kw_only=True, dict=True, repr_omit_defaults=True):
-    """What every event ``parse`` returns has: ``trigger``, ``submission_id``, ``raw``,
-    ``is_deletion``. Match on the subclass for the rest.
-
-    ``dict=True`` gives each event the ``__dict__`` that holds ``raw`` outside the decoded
-    fields (an event is one object per request: the garbage collector's tracking is no cost
-    worth saving here)."""
+    """The base of every event ``parse`` returns: ``trigger``, ``submission_id``, ``raw`` and
+    ``is_deletion`` on any of them; match on the subclass for the rest."""
 
     submission_id: str | None = None
 
@@ -287,10 +286,7 @@ class _Header(msgspec.Struct, gc=False):
     submission_id: object = None
 
 
-_header_decoder: Final = msgspec.json.Decoder(_Header)
-
-
-def parse(body: bytes | str) -> WebhookEvent:
+def parse(body: bytes | bytearray | memoryview | str) -> WebhookEvent:
     """A webhook body as its event: a ``WebhookEvent`` subclass per documented trigger,
     ``UnknownWebhook`` for others; the body itself is kept as ``event.raw``.
 
@@ -301,7 +297,7 @@ def parse(body: bytes | str) -> WebhookEvent:
 
     Raises ``WebhookDecodeError`` for a body that is not JSON, not an object, without a
     string ``webhook_trigger``, or with a field of another type; ``TypeError`` for a
-    ``body`` that is neither bytes nor str.
+    ``body`` that is neither bytes (or bytes-like) nor str.
     """
     data = _as_bytes(body)
     try:
@@ -334,18 +330,21 @@ def _as_bytes(body: object) -> bytes:
 
 def _parse_leniently(data: bytes) -> WebhookEvent:
     """The slow path for a body the tagged decode refused: an unknown trigger, a timestamp
-    of another shape, a number sent as a string, or a body that is not the documented
-    shape."""
+    of another shape, a number sent as a string, or a body that is not the documented shape
+    (or not JSON at all: msgspec may refuse a field before it reaches the broken part)."""
     try:
-        header = _header_decoder.decode(data)
+        # The whole body first, so that a body that is not JSON is reported as such.
+        document = msgspec.json.decode(data)
+        header = msgspec.convert(document, _Header)
         cls = _BY_TRIGGER.get(header.webhook_trigger)
         if cls is None:
             sid = header.submission_id
             return UnknownWebhook(
                 trigger=header.webhook_trigger, submission_id=sid if isinstance(sid, str) else None
             )
-        document = repair_timestamps(msgspec.json.decode(data), _type_info(cls))
-        event: WebhookEvent = msgspec.convert(document, cls, strict=False)
+        event: WebhookEvent = msgspec.convert(
+            repair_timestamps(document, _type_info(cls)), cls, strict=False
+        )
     except msgspec.ValidationError as exc:
         # msgspec names the path and the expected type, never the value; masked all the same.
         raise WebhookDecodeError(
@@ -353,6 +352,8 @@ def _parse_leniently(data: bytes) -> WebhookEvent:
         ) from None
     except RecursionError:
         raise _too_deep(data) from None
+    except msgspec.DecodeError as exc:
+        raise _not_json(data, exc) from None
     return event
 
 
