@@ -8,7 +8,6 @@ one-letter TLDs, and ``%40``, ``\\u0040`` or ``&#64;`` for the ``@``).
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -38,6 +37,8 @@ def mask_id(value: str) -> str:
 
 def encoded_forms(value: str) -> set[str]:
     """``value`` as a server might echo it: as sent, percent-encoded, JSON-escaped, as HTML."""
+    import html  # here: its table of entities is a millisecond of every start-up otherwise
+
     forms = {
         value,
         quote(value, safe=""),
