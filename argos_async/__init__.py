@@ -10,6 +10,7 @@ from ._client import ArgosClient, ClientStats
 from ._fanout import Batch, BatchResult
 from ._hooks import RequestEvent, ResponseEvent, RetryEvent
 from ._options import RequestOptions
+from ._protocol.secure import SecureTransmission
 from ._protocol.wire import DEFAULT_BASE_URL, LEGACY_BASE_URL, DateFormat, RequestTypeName
 from ._stream import Stream
 from ._version import __version__
@@ -23,6 +24,7 @@ from .errors import (
     BadRequestError,
     CheckpointError,
     ClientPausedError,
+    DecryptionError,
     NotFoundError,
     PaginationError,
     PayloadTooLargeError,
@@ -65,6 +67,7 @@ __all__ = [
     "ClientStats",
     "CommentCode",
     "DateFormat",
+    "DecryptionError",
     "IdType",
     "KycResult",
     "NotFoundError",
@@ -82,6 +85,7 @@ __all__ = [
     "ResponseEvent",
     "ResponseTooLargeError",
     "RetryEvent",
+    "SecureTransmission",
     "ServerError",
     "Stream",
     "Submission",

@@ -39,6 +39,7 @@ from .errors import (
     APIError,
     APITimeoutError,
     ClientPausedError,
+    DecryptionError,
     QuotaExceededError,
     RateLimitError,
     ResponseDecodeError,
@@ -96,6 +97,8 @@ def is_retryable(error: BaseException) -> bool:
         return error.status in RETRY_STATUSES
     if isinstance(error, APIConnectionError):
         return True  # refused, reset, cut off mid-body, timed out
+    if isinstance(error, DecryptionError):
+        return False  # a wrong key or a damaged ciphertext: the same bytes fail the same way
     if isinstance(error, ResponseDecodeError):
         return error.incomplete  # a 200 whose JSON was cut off
     return False

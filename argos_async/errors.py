@@ -17,6 +17,8 @@ The hierarchy::
          ├─ ClientPausedError       not sent: the client is paused (a server's Retry-After)
          │                          beyond this call's deadline
          ├─ ResponseDecodeError     the body is not the documented shape (or was cut off)
+         │   └─ DecryptionError       secure transmission: the body does not decrypt (a wrong
+         │                            key, a damaged or an unencrypted body); never retried
          ├─ ResponseTooLargeError   the body exceeds the client's size cap
          └─ PaginationError         the server handed out a page key it had handed out before
      CheckpointError              a backfill checkpoint that cannot be used (also a ValueError)
@@ -43,6 +45,7 @@ __all__ = [
     "BadRequestError",
     "CheckpointError",
     "ClientPausedError",
+    "DecryptionError",
     "NotFoundError",
     "PaginationError",
     "PayloadTooLargeError",
@@ -193,6 +196,17 @@ class ResponseDecodeError(APIError):
     def __init__(self, message: str, *, incomplete: bool = False) -> None:
         super().__init__(message)
         self.incomplete = incomplete
+
+
+class DecryptionError(ResponseDecodeError):
+    """Secure transmission is on and a 200 answer does not decrypt into JSON: the key is not
+    the project's (the API key, or the secret key the project set instead), or the body is
+    damaged, or it is not encrypted at all (the project has secure transmission off). Never
+    retried: the same body would fail the same way. The message names what failed (the
+    base64, the length, the padding, the plaintext), never the key or any plaintext."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, incomplete=False)
 
 
 class ResponseTooLargeError(APIError):

@@ -41,6 +41,7 @@ EXPORTED = {
     "ClientPausedError",
     "ClientStats",
     "CommentCode",
+    "DecryptionError",
     "IdType",
     "KycResult",
     "NotFoundError",
@@ -56,6 +57,7 @@ EXPORTED = {
     "ResponseEvent",
     "ResponseTooLargeError",
     "RetryEvent",
+    "SecureTransmission",
     "ServerError",
     "Stream",
     "Submission",
@@ -282,6 +284,7 @@ def test_errors_form_the_documented_tree() -> None:
         assert issubclass(status_error, errors.APIStatusError)
     assert issubclass(errors.QuotaExceededError, errors.RateLimitError)
     assert issubclass(errors.APITimeoutError, errors.APIConnectionError)
+    assert issubclass(errors.DecryptionError, errors.ResponseDecodeError)
     for other in (errors.ResponseDecodeError, errors.PaginationError, errors.ResponseTooLargeError):
         assert issubclass(other, errors.APIError)
     for outside_the_api in (errors.CheckpointError, errors.WebhookDecodeError):
