@@ -41,6 +41,7 @@ from ._protocol.decoding import (
     scan_page,
 )
 from ._protocol.query import START, ListQuery, Position, decode_cursor
+from ._protocol.secure import SecureChannel, SecureTransmission, open_channel
 from ._protocol.status import error_from_response, header
 from ._protocol.wire import (
     APPLICANT_PATH,
@@ -84,6 +85,8 @@ class _Shared(msgspec.Struct, frozen=True):
     date_format: DateFormat
     observers: list[Observer] = msgspec.field(default_factory=list)
     """What watches every call of the client and its views (``argos_async.otel``)."""
+    secure: SecureChannel | None = None
+    """The cipher of secure transmission, when it is on."""
 
 
 class ArgosClient:
@@ -120,6 +123,14 @@ class ArgosClient:
     both work, and a hook that raises is logged, never raised. ``trace_configs`` are
     ``aiohttp.TraceConfig`` objects for the client's session, as aiohttp takes them.
 
+    ``secure_transmission`` speaks the provider's encrypted mode, for a project that has it
+    switched on: ``True`` keys it with the API key, ``SecureTransmission(secret_key=...)``
+    with the project's dedicated secret key. Every request then sends its parameters
+    encrypted as the one query parameter ``data``, and every 200 answer is decrypted before it
+    is read; an answer that does not decrypt raises ``DecryptionError``, never retried. It
+    needs the extra ``secure`` (``cryptography``). Hooks, logs and spans show the parameters
+    the call asked for, masked as always, never the encrypted ``data``.
+
     For other options on some calls, :meth:`with_options` gives a view of the same client.
     """
 
@@ -142,6 +153,7 @@ class ArgosClient:
         max_connections: int = 100,
         event_hooks: Mapping[str, Sequence[EventHook]] | None = None,
         trace_configs: Sequence[aiohttp.TraceConfig] | None = None,
+        secure_transmission: bool | SecureTransmission = False,
     ) -> None:
         if api_key is None:
             api_key = os.environ.get("ARGOS_API_KEY")
@@ -151,6 +163,7 @@ class ArgosClient:
         if base_url is None:
             base_url = os.environ.get("ARGOS_BASE_URL") or DEFAULT_BASE_URL
         self.base_url = checks.check_base_url(base_url)
+        secure = open_channel(secure_transmission, api_key)
         self._options = DEFAULT_OPTIONS.replace(
             timeout=timeout,
             deadline=deadline,
@@ -180,6 +193,7 @@ class ArgosClient:
             transport=transport,
             retrier=Retrier(budget=budget, max_requests_per_second=rate),
             date_format=checks.check_date_format(date_format),
+            secure=secure,
         )
         self._hooks = hooks
         self._owns_pool = True
@@ -705,7 +719,9 @@ class ArgosClient:
         decoding; decoding is part of an attempt so that a body cut off in transit is sent
         for again."""
         shared = self._shared
-        transport = shared.transport
+        transport, secure = shared.transport, shared.secure
+        # Made once per call: every attempt sends the same ciphertext (ECB has no IV).
+        sent = params if secure is None else secure.seal_params(params)
         # The one check of "is anyone listening?" per call: with no hooks and no observer,
         # no trace is made and the retry loop only sees `trace is None`.
         trace = (
@@ -715,19 +731,22 @@ class ArgosClient:
         )
 
         async def attempt(timeout: float, number: int) -> T:
-            response = await transport.get(path, params, timeout=timeout, attempt=number)
+            response = await transport.get(
+                path, sent, timeout=timeout, attempt=number, shown=params
+            )
             if trace is not None:
                 trace.received(response.status, response.headers)
+            body = response.body
             if response.status != 200:
                 raise error_from_response(
                     response.status,
                     response.headers,
-                    response.body,
+                    body if secure is None else secure.open_error_body(body),
                     now=datetime.now(timezone.utc),
                     personal_values=personal_values,
                 )
             try:
-                return decode(response.body)
+                return decode(body if secure is None else secure.open_body(body))
             except APIStatusError as error:
                 # Decoding sees only the body: a lookup that matched nothing (a 200 with empty
                 # Items) gets the response's request id here, like every other error.

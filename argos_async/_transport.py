@@ -107,11 +107,20 @@ class Transport:
         return self._session
 
     async def get(
-        self, path: str, params: Mapping[str, str], *, timeout: float, attempt: int = 1
+        self,
+        path: str,
+        params: Mapping[str, str],
+        *,
+        timeout: float,
+        attempt: int = 1,
+        shown: Mapping[str, str] | None = None,
     ) -> Response:
         """Sends one GET bounded by ``timeout`` seconds. Never follows a redirect: the key
-        must not travel to another host."""
+        must not travel to another host. ``shown`` is what the log line shows in place of
+        ``params`` (masked too): with secure transmission, the parameters before encryption."""
         session = self._open()
+        if shown is None:
+            shown = params
         started = time.perf_counter()
         # Kept once they arrive, so that a body cut off still logs the response's request id.
         received: Mapping[str, str] | None = None
@@ -125,16 +134,16 @@ class Transport:
                 body = await self._read(response)
                 result = Response(response.status, response.headers, body)
         except asyncio.TimeoutError:
-            self._log(path, params, "timeout", started, attempt, received)
+            self._log(path, shown, "timeout", started, attempt, received)
             raise APITimeoutError(f"GET {path} timed out after {timeout:.3g} s") from None
         except aiohttp.ClientError as exc:
-            self._log(path, params, type(exc).__name__, started, attempt, received)
+            self._log(path, shown, type(exc).__name__, started, attempt, received)
             # aiohttp's message may name the URL and so the query's email: keep only the kind.
             raise APIConnectionError(f"GET {path} failed: {type(exc).__name__}") from None
         except ResponseTooLargeError:
-            self._log(path, params, "oversized", started, attempt, received)
+            self._log(path, shown, "oversized", started, attempt, received)
             raise
-        self._log(path, params, result.status, started, attempt, result.headers)
+        self._log(path, shown, result.status, started, attempt, result.headers)
         return result
 
     def _url(self, path: str, params: Mapping[str, str]) -> URL:
@@ -215,8 +224,10 @@ to every ``ClientSession`` once ``AioHttpClientInstrumentor().instrument()`` has
 
 
 def masked_url(url: URL) -> URL:
-    """``url`` with the values of its ``email`` and ``userid`` parameters masked."""
-    if "email" not in url.query and "userid" not in url.query:
+    """``url`` with the values of its ``email``, ``userid`` and ``data`` (secure transmission's
+    encrypted parameters) masked."""
+    query = url.query
+    if "email" not in query and "userid" not in query and "data" not in query:
         return url
     return url.with_query(masked_params(url.query))
 

@@ -88,9 +88,10 @@ class Instrumentation:
 
 def url_filter(url: URL) -> str:
     """A ``url_filter`` for ``opentelemetry-instrumentation-aiohttp-client``: the URL with
-    its ``email`` and ``userid`` values masked. The client's own session is masked anyway;
-    pass this to ``AioHttpClientInstrumentor().instrument(url_filter=...)`` for your other
-    sessions that call the Argos API."""
+    its ``email``, ``userid`` and ``data`` (secure transmission's) values masked. The
+    client's own session is masked anyway; pass this to
+    ``AioHttpClientInstrumentor().instrument(url_filter=...)`` for your other sessions that
+    call the Argos API."""
     return str(masked_url(url))
 
 

@@ -66,8 +66,12 @@ def mask_text(text: str, known: Iterable[str] = ()) -> str:
 
 
 def masked_params(params: Mapping[str, str]) -> dict[str, str]:
-    """Query parameters fit for a log line: emails and user ids masked."""
+    """Query parameters fit for a log line: emails and user ids masked, and so is secure
+    transmission's ``data`` (the same parameters give the same ciphertext, and anyone who
+    holds the key could read them back)."""
     masked = dict(params)
+    if "data" in masked:
+        masked["data"] = "***"
     if "email" in masked:
         masked["email"] = mask_email(masked["email"])
     if "userid" in masked:
