@@ -695,6 +695,8 @@ def test_serve_help_shows_every_default_and_explains_the_line_with_the_key() -> 
         "--latency": emulator["latency"].default,
         "--faults": "none",
         "--fault-seed": 0,
+        "--secure-transmission": "off",
+        "--secret-key-file": "none",
     }
     assert set(helps) == set(expected)
     for option, default in expected.items():

@@ -22,9 +22,14 @@ _EXAMPLE_URL = "http://127.0.0.1:8080"
 _EXAMPLE_KEY = "emu-Xq3v9T0bLw2mRk7sPz1cNd4e"
 
 
-def listening_line(url: str, submissions: int, api_key: str, faults: FaultPlan | None) -> str:
-    """The line `serve` prints once it listens."""
+def listening_line(
+    url: str, submissions: int, api_key: str, faults: FaultPlan | None, secure: str | None = None
+) -> str:
+    """The line `serve` prints once it listens; `secure` says where secure transmission's key
+    comes from, when it is on (never the key itself)."""
     shown = "" if faults is None else f", faults: {faults!r}"
+    if secure is not None:
+        shown += f", secure transmission: {secure}"
     return (
         f"Argos emulator listening on {url} ({submissions} submissions, api key: {api_key}{shown})"
     )
@@ -37,13 +42,22 @@ what it prints:
     {listening_line(_EXAMPLE_URL, 10_000, _EXAMPLE_KEY, None)}
 
   that is: the origin to send requests to, how many submissions it serves, and the API key
-  it accepts in the {API_KEY_HEADER} header (with --faults, the fault plan in force follows).
+  it accepts in the {API_KEY_HEADER} header (with --faults, the fault plan in force follows;
+  with secure transmission, where its key comes from).
   The key is a throwaway demo key, made up afresh at every start unless --api-key gives
   one; it opens this emulator and nothing else. Point the client, or
   `python -m argos_async export`, at the emulator with:
 
     export ARGOS_BASE_URL={_EXAMPLE_URL}
     export ARGOS_API_KEY={_EXAMPLE_KEY}
+
+secure transmission:
+  With --secure-transmission the emulator speaks the API's encrypted mode (AES-256-ECB under
+  sha256 of the key): requests must carry only `data`, the parameters as encrypted JSON, and
+  every 200 body comes back as {{"data": "<base64>"}}. The key is the API key, or with
+  --secret-key-file the secret key in that file. The client's switch is
+  ArgosClient(secure_transmission=True), or SecureTransmission(secret_key=...); the
+  export's is --secure-transmission (with ARGOS_SECRET_KEY for a secret key).
 
 the data:
   N submissions (--submissions) created over the 365 days from 2025-01-01; the same N and
@@ -118,6 +132,18 @@ def _parser() -> argparse.ArgumentParser:
         " e.g. 503=0.05,drop=0.02,slow=0.01:2,429-retry-date=0.01:3 (default: none)",
     )
     serve.add_argument(
+        "--secure-transmission",
+        action="store_true",
+        help="speak the API's encrypted mode, keyed by the API key (default: off)",
+    )
+    serve.add_argument(
+        "--secret-key-file",
+        metavar="PATH",
+        default=None,
+        help="key the encrypted mode with the secret key in this file instead, which implies"
+        " --secure-transmission (default: none)",
+    )
+    serve.add_argument(
         "--fault-seed",
         type=int,
         default=0,
@@ -127,7 +153,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _serve(args: argparse.Namespace, faults: FaultPlan | None) -> None:
+async def _serve(
+    args: argparse.Namespace, faults: FaultPlan | None, secret_key: str | None
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -141,8 +169,13 @@ async def _serve(args: argparse.Namespace, faults: FaultPlan | None) -> None:
         filter_mode=args.filter_mode,
         latency=args.latency,
         faults=faults,
+        secure_transmission=secret_key or args.secure_transmission,
     ) as emu:
-        print(listening_line(emu.url, len(emu.dataset), emu.api_key, faults), flush=True)
+        secure = None
+        if emu.secure_transmission is not None:
+            secure = "the secret key of --secret-key-file" if secret_key else "the api key"
+        line = listening_line(emu.url, len(emu.dataset), emu.api_key, faults, secure)
+        print(line, flush=True)
         await stop.wait()
 
 
@@ -164,8 +197,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             faults = FaultPlan.parse(args.faults, seed=args.fault_seed)
         except ValueError as exc:
             parser.error(f"--faults: {exc}")
+    secret_key = None
+    if args.secret_key_file is not None:
+        try:
+            with open(args.secret_key_file, encoding="utf-8") as file:
+                secret_key = file.read().strip()
+        except OSError as exc:
+            parser.error(f"--secret-key-file: cannot read it: {exc.strerror}")
+        if not secret_key:
+            parser.error("--secret-key-file: the file is empty")
     try:
-        asyncio.run(_serve(args, faults))
+        asyncio.run(_serve(args, faults, secret_key))
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

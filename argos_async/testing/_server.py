@@ -32,6 +32,7 @@ from ._listing import (
     parse_applicant_query,
     parse_submission_query,
 )
+from ._secure import SecureWire
 from ._updates import updated_item
 from ._wire import (
     API_KEY_HEADER,
@@ -65,6 +66,9 @@ class RecordedRequest:
     """Decoded query parameters (the first value of a repeated name)."""
     headers: dict[str, str]
     """Header names in lower case."""
+    decrypted_query: dict[str, str] | None
+    """With secure transmission on, the parameters the request's `data` carried (None when
+    it is off, or when `data` did not decrypt)."""
     received_at: float
     """`time.monotonic()` on arrival."""
     index: int
@@ -157,6 +161,12 @@ class ArgosEmulator:
     - `latency`: seconds every request waits before it is handled; may be changed while
       running.
     - `faults`: a `FaultPlan` scripting errors, delays and broken responses.
+    - `secure_transmission`: the API's encrypted mode, as a project switches it on: True keys
+      it with `api_key`, a str is the project's secret key. Requests must then carry only
+      `data` (the parameters as encrypted JSON; 400 otherwise, after the key check) and every
+      200 body goes out as `{"data": "<base64>"}`; error bodies stay plain. Kept as the key
+      text in use (None when off). Needs `cryptography`. `encrypt_body` seals a body the
+      same way (for webhooks).
 
     Attributes besides those:
 
@@ -186,6 +196,7 @@ class ArgosEmulator:
         ip_allowlist: Collection[str] | None = None,
         latency: float = 0.0,
         faults: FaultPlan | None = None,
+        secure_transmission: bool | str | None = None,
     ) -> None:
         if not _is_loopback(host):
             raise ValueError(f"the emulator only listens on loopback hosts, not {host!r}")
@@ -204,6 +215,18 @@ class ArgosEmulator:
             None if ip_allowlist is None else frozenset(_normalize_ip(ip) for ip in ip_allowlist)
         )
         self.latency = latency
+        if secure_transmission is True:
+            secure_transmission = self.api_key
+        elif secure_transmission is False:
+            secure_transmission = None
+        elif secure_transmission is not None and (
+            not isinstance(secure_transmission, str) or not secure_transmission
+        ):
+            raise ValueError("secure_transmission must be True, False, None or a key text")
+        self.secure_transmission = secure_transmission
+        self._secure = (
+            None if self.secure_transmission is None else SecureWire(self.secure_transmission)
+        )
         self.faults = faults if faults is not None else FaultPlan([])
         self._fault_state = self.faults.new_state()
         self.requests: list[RecordedRequest] = []
@@ -284,6 +307,11 @@ class ArgosEmulator:
             raise KeyError(submission_id)
         self._deleted.add(submission_id)
 
+    def encrypt_body(self, body: bytes) -> bytes:
+        """`body` (JSON) as this emulator sends it: `{"data": "<base64>"}` with
+        `secure_transmission` on, else unchanged; for answers and webhooks alike."""
+        return body if self._secure is None else self._secure.seal(body)
+
     def reset_stats(self) -> None:
         """Forgets recorded requests and responses and the concurrency high-water mark."""
         self.requests.clear()
@@ -360,6 +388,7 @@ class ArgosEmulator:
         query: dict[str, str] = {}
         for key, value in request.query.items():
             query.setdefault(key, value)
+        decrypted = self._decrypted(query)
         index = len(self.requests)
         self.requests.append(
             RecordedRequest(
@@ -367,6 +396,7 @@ class ArgosEmulator:
                 path=request.path,
                 query=query,
                 headers={k.lower(): v for k, v in request.headers.items()},
+                decrypted_query=decrypted,
                 received_at=time.monotonic(),
                 index=index,
             )
@@ -379,7 +409,7 @@ class ArgosEmulator:
         try:
             if self.latency:
                 await asyncio.sleep(self.latency)
-            response, fault = await self._dispatch(request, handler, query)
+            response, fault = await self._dispatch(request, handler, query, decrypted)
             if not response.prepared:
                 response.headers[REQUEST_ID_HEADER] = str(uuid.uuid4())
             self.responses.append(
@@ -390,8 +420,20 @@ class ArgosEmulator:
             self.in_flight -= 1
             self._handlers.discard(task)
 
+    def _decrypted(self, query: dict[str, str]) -> dict[str, str] | None:
+        if self._secure is None:
+            return None
+        try:
+            return self._secure.open_query(query)
+        except ValueError:
+            return None
+
     async def _dispatch(
-        self, request: web.Request, handler: _Handler, query: dict[str, str]
+        self,
+        request: web.Request,
+        handler: _Handler,
+        query: dict[str, str],
+        decrypted: dict[str, str] | None,
     ) -> tuple[web.StreamResponse, str | None]:
         """The response, and the name of the fault that shaped it (None for a normal one)."""
         if self.ip_allowlist is not None:
@@ -402,6 +444,12 @@ class ArgosEmulator:
             request.headers.get(API_KEY_HEADER, "").encode(), self.api_key.encode()
         ):
             return error_response(403, FORBIDDEN), None
+        if self._secure is not None:
+            if decrypted is None:
+                return error_response(400, INVALID_QUERY), None
+            # From here on (faults, routes) the request is the one its `data` carried.
+            query = decrypted
+            request = request.clone(rel_url=request.rel_url.with_query(decrypted))
         ctx = self.faults.context(request.path, query, self._fault_state)
         # Keyed by id(): request keys would need web.RequestKey, which aiohttp 3.9 lacks.
         self._contexts[id(request)] = ctx
@@ -414,6 +462,7 @@ class ArgosEmulator:
             del self._contexts[id(request)]
 
     def _respond(self, request: web.Request, body: bytes) -> web.Response:
+        body = self.encrypt_body(body)
         if self.response_byte_limit is not None and len(body) > self.response_byte_limit:
             return error_response(413, TOO_LARGE)
         ctx = self._contexts.get(id(request))
