@@ -18,7 +18,15 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
-from ._cli_options import EXIT_CODES, Usage, api_key, as_options, base_url, say
+from ._cli_options import (
+    EXIT_CODES,
+    Usage,
+    api_key,
+    as_options,
+    base_url,
+    say,
+    secure_transmission,
+)
 from ._client import ArgosClient
 from ._export import (
     ExportProgress,
@@ -43,6 +51,7 @@ EXPORT_EPILOG = """\
 environment:
   ARGOS_API_KEY    the API key (from the project's dashboard), unless --api-key-file
   ARGOS_BASE_URL   the API's origin, unless --base-url (default %(default_url)s)
+  ARGOS_SECRET_KEY with --secure-transmission, the project's secret key (default: the API key)
 
 exit codes:
   0    done: every submission of the range is in OUT, once (or OUT was complete already)
@@ -107,6 +116,15 @@ def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     export.add_argument("--api-key-file", type=Path, help="read the API key from this file")
     export.add_argument(
         "--base-url", help="the API's origin (default: ARGOS_BASE_URL, else the API's host)"
+    )
+    export.add_argument(
+        "--secure-transmission",
+        action="store_true",
+        help=(
+            "for a project with secure transmission on: send and read everything encrypted, "
+            "keyed by ARGOS_SECRET_KEY if set, else the API key (with --demo, the emulator "
+            "speaks it too)"
+        ),
     )
     export.add_argument(
         "--demo",
@@ -195,6 +213,7 @@ def _check_arguments(args: argparse.Namespace) -> BackfillPlan:
     """Fails on bad arguments before a demo's emulator starts or any file is touched."""
     if args.resume and args.overwrite:
         raise Usage("--resume and --overwrite exclude each other")
+    secure_transmission(args)
     if args.demo:
         if args.demo_submissions < 1:
             raise Usage("--demo-submissions must be at least 1")
@@ -231,13 +250,25 @@ async def _export(args: argparse.Namespace, plan: BackfillPlan) -> int:
         from .testing import ArgosEmulator, FaultPlan
 
         faults = FaultPlan.mixed(DEMO_FAULT_RATE, seed=1)
-        async with ArgosEmulator(submissions=args.demo_submissions, faults=faults) as emulator:
-            client = ArgosClient(api_key=emulator.api_key, base_url=emulator.url, backoff_base=0.05)
+        secure = secure_transmission(args)
+        async with ArgosEmulator(
+            submissions=args.demo_submissions,
+            faults=faults,
+            secure_transmission=None if secure is None else secure.secret_key or True,
+        ) as emulator:
+            client = ArgosClient(
+                api_key=emulator.api_key,
+                base_url=emulator.url,
+                backoff_base=0.05,
+                secure_transmission=secure or False,
+            )
             return await _run_export(client, plan, args)
     key = api_key(args)
     if key is None:
         raise Usage("set ARGOS_API_KEY or pass --api-key-file, or pass --demo to try the emulator")
-    client = ArgosClient(api_key=key, base_url=base_url(args))
+    client = ArgosClient(
+        api_key=key, base_url=base_url(args), secure_transmission=secure_transmission(args) or False
+    )
     return await _run_export(client, plan, args)
 
 

@@ -4,6 +4,7 @@ usage errors, and messages on stderr."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Final
 
 from ._protocol.checks import check_api_key, check_base_url
+from ._protocol.secure import SecureTransmission
 from ._protocol.wire import DEFAULT_BASE_URL
 
 EXIT_CODES: Final = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -50,6 +52,25 @@ def api_key(args: argparse.Namespace) -> str | None:
         return check_api_key(key, where)
     except ValueError as exc:
         raise Usage(str(exc)) from None
+
+
+def secure_transmission(args: argparse.Namespace) -> SecureTransmission | None:
+    """``--secure-transmission``: keyed by ``ARGOS_SECRET_KEY`` when it is set, else by the
+    API key; ``None`` without the option."""
+    if not getattr(args, "secure_transmission", False):
+        return None
+    if importlib.util.find_spec("cryptography") is None:
+        raise Usage(
+            "--secure-transmission needs the 'cryptography' package: "
+            "pip install -e '.[secure]' in a clone"
+        )
+    secret = os.environ.get("ARGOS_SECRET_KEY", "").strip()
+    if not secret:
+        return SecureTransmission()
+    try:
+        return SecureTransmission(secret_key=secret)
+    except (TypeError, ValueError) as exc:
+        raise Usage(f"ARGOS_SECRET_KEY: {exc}") from None
 
 
 def base_url(args: argparse.Namespace) -> str:
