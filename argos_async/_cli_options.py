@@ -65,12 +65,7 @@ def secure_transmission(args: argparse.Namespace) -> SecureTransmission | None:
             "pip install -e '.[secure]' in a clone"
         )
     secret = os.environ.get("ARGOS_SECRET_KEY", "").strip()
-    if not secret:
-        return SecureTransmission()
-    try:
-        return SecureTransmission(secret_key=secret)
-    except (TypeError, ValueError) as exc:
-        raise Usage(f"ARGOS_SECRET_KEY: {exc}") from None
+    return SecureTransmission(secret_key=secret) if secret else SecureTransmission()
 
 
 def base_url(args: argparse.Namespace) -> str:

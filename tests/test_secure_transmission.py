@@ -34,6 +34,7 @@ from argos_async import (
     ResponseEvent,
     SecureTransmission,
 )
+from argos_async import _cli as cli
 from argos_async._protocol.secure import SecureChannel
 from argos_async.testing import ArgosEmulator, Dataset, FaultPlan, Status, TruncateBody
 from argos_async.testing._faults import Fault, FaultContext
@@ -209,6 +210,18 @@ async def test_the_export_demo_runs_encrypted_end_to_end(tmp_path: Path) -> None
     assert sorted(ids) == sorted(Dataset.generate(400, 7).ids)
     assert "Exported 400 submissions" in stderr
     assert SECRET not in stderr + done.stdout.decode()
+
+
+def test_the_export_without_cryptography_is_a_usage_error_saying_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "cryptography", None)  # as if it were not installed
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["export", "--demo", "--secure-transmission", "--out", str(out)])
+    assert exited.value.code == 2
+    assert "pip install -e '.[secure]'" in capsys.readouterr().err
+    assert not out.exists()
 
 
 @pytest.mark.argos_emulator(submissions=60, secure_transmission=SECRET)
