@@ -9,7 +9,9 @@ Each module holds one concern and is tested alone, with no server:
 - ``decoding``: response bytes into Structs (one msgspec call per page), or a page's envelope
   scanned without building its items;
 - ``status``: an error response (status, headers, body) into the exception it means, with its
-  ``Retry-After`` read.
+  ``Retry-After`` read;
+- ``secure``: secure transmission's cipher, parameters into one encrypted ``data`` and an
+  encrypted answer back into its JSON (``cryptography`` imported only when it is switched on).
 
 Which errors are retried, and how long to wait, is decided beside the retry loop
 (``argos_async._retry``), not here.

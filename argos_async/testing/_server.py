@@ -66,13 +66,13 @@ class RecordedRequest:
     """Decoded query parameters (the first value of a repeated name)."""
     headers: dict[str, str]
     """Header names in lower case."""
-    decrypted_query: dict[str, str] | None
-    """With secure transmission on, the parameters the request's `data` carried (None when
-    it is off, or when `data` did not decrypt)."""
     received_at: float
     """`time.monotonic()` on arrival."""
     index: int
     """Position in `ArgosEmulator.requests` (0-based)."""
+    decrypted_query: dict[str, str] | None = None
+    """With secure transmission on, the parameters the request's `data` carried (None when
+    it is off, or when `data` did not decrypt)."""
 
 
 @dataclass(frozen=True)
