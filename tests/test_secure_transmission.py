@@ -23,6 +23,9 @@ import aiohttp
 import anyio
 import pytest
 from aiohttp import web
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from support import FAST, REPO, client_for, serve_process
 
 from argos_async import (
@@ -36,6 +39,7 @@ from argos_async import (
 )
 from argos_async import _cli as cli
 from argos_async._protocol.secure import SecureChannel
+from argos_async.otel import instrument
 from argos_async.testing import ArgosEmulator, Dataset, FaultPlan, Status, TruncateBody
 from argos_async.testing._faults import Fault, FaultContext
 from argos_async.testing._secure import SecureWire
@@ -392,6 +396,30 @@ async def test_no_key_and_no_ciphertext_in_urls_logs_hooks_or_reprs(
     assert all("data" not in p for p in params)
     assert {p.get("email") for p in params[1:]} == {email[0] + "***@" + email.split("@")[1]}
     assert "'submission_id': '" + emu.dataset.ids[3] + "'" in caplog.text
+
+
+async def test_spans_show_the_masked_parameters_not_the_ciphertext() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    async with (
+        ArgosEmulator(200, seed=8, secure_transmission=True) as emu,
+        secure_client(emu) as argos,
+    ):
+        email = emu.dataset.heavy_email
+        instrument(argos, tracer_provider=provider)
+        assert [s async for s in argos.iter_submissions(email=email, page_size=50)]
+    ciphertexts = [r.query["data"] for r in emu.requests]
+    attempts = [s for s in exporter.get_finished_spans() if s.name == "GET /v3/submission"]
+    assert len(attempts) == len(emu.requests)
+    for span in exporter.get_finished_spans():
+        recorded = " ".join([span.name, *(str(v) for v in (span.attributes or {}).values())])
+        for leak in (emu.api_key, email, *ciphertexts):
+            assert leak not in recorded
+    for span in attempts:
+        url = str((span.attributes or {})["url.full"])
+        assert "email=" + email[0] + "***" in url
+        assert "data=" not in url
 
 
 # ---------------------------------------------------------------------------------------------
