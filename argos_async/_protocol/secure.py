@@ -22,7 +22,6 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Literal
 
 import msgspec
@@ -47,8 +46,7 @@ SecureMode = Literal["ecb"]
 """The modes the client speaks: only the provider's current one."""
 
 
-@dataclass(frozen=True)
-class SecureTransmission:
+class SecureTransmission(msgspec.Struct, frozen=True):
     """How a project's secure transmission is keyed: ``ArgosClient(secure_transmission=...)``.
 
     ``SecureTransmission()`` keys it with the client's API key (what ``True`` means);
@@ -59,7 +57,7 @@ class SecureTransmission:
     format, and ``"cbc"`` was retired on 2024-08-01. The ``repr`` never shows the key.
     """
 
-    secret_key: str | None = field(default=None, repr=False)
+    secret_key: str | None = None
     """The project's dedicated secret key, or ``None`` to use the API key."""
 
     mode: SecureMode = "ecb"
