@@ -106,3 +106,51 @@ def test_serve_takes_changes_from_another_process() -> None:
 
         assert asyncio.run(look()) == "rejected"
         assert (admin.get(sid) or {})["kyc"]["commentCode"] == ["timeout"]
+
+
+async def test_created_submissions_are_served_first_and_page_across_the_data_set() -> None:
+    async with ArgosEmulator(120, seed=4) as emu, client_for(emu) as argos:
+        made = [emu.create(email="same@example.com") for _ in range(3)]
+        ids = [m["submission_id"] for m in made]
+        assert [m["created_at"] for m in made] == [
+            "2026-01-01T00:00:00.000Z", "2026-01-01T00:00:01.000Z", "2026-01-01T00:00:02.000Z",
+        ]  # fmt: skip
+        listed = [s.submission_id async for s in argos.iter_submissions(page_size=2)]
+        assert listed == ids[::-1] + emu.dataset.expected_ids()
+        by_email = [s.submission_id async for s in argos.iter_submissions(email=made[0]["email"])]
+        assert by_email == ids[::-1]
+        later = [s.submission_id async for s in argos.iter_submissions(start_date="2026-01-01")]
+        assert later == ids[::-1]
+        earlier = [s.submission_id async for s in argos.iter_submissions(end_date="2025-12-31")]
+        assert earlier == emu.dataset.expected_ids()
+        assert (await argos.get_submission(ids[0])).kyc.result == "incomplete"  # type: ignore[union-attr]
+        emu.update(ids[1], kyc={"result": "pending"})
+        assert (await argos.get_submission(ids[1])).kyc.result == "pending"  # type: ignore[union-attr]
+
+        with pytest.raises(ValueError, match="window"):
+            emu.create(created_at="2025-06-01T00:00:00.000Z")
+        with pytest.raises(ValueError, match="incomplete"):
+            emu.create(kyc={"result": "approved"})
+        with pytest.raises(ValueError, match="in use"):
+            emu.create(submission_id=ids[0])
+    # Deterministic: the same emulator arguments make the same ids.
+    async with ArgosEmulator(120, seed=4) as again:
+        assert [again.create()["submission_id"] for _ in range(3)] == ids
+
+
+async def test_create_over_http() -> None:
+    async with ArgosEmulator(50, seed=3) as emu, client_for(emu) as argos:
+        admin = EmulatorAdmin(emu.url, emu.api_key)
+        at = datetime(2026, 2, 1, 9, 0, tzinfo=timezone.utc)
+        item = await _call(
+            admin.create, email="web@example.com", data={"cf1": "web"}, created_at=at
+        )
+        assert item == emu.get(item["submission_id"])
+        assert item["created_at"] == "2026-02-01T09:00:00.000Z"
+        assert item["kyc"] == {"result": "incomplete"}
+        assert (await argos.get_submission(item["submission_id"])).email == "web@example.com"
+        with pytest.raises(ValueError, match="applicant_id"):
+            await _call(admin.create, applicant_id="a-1")
+        with pytest.raises(RuntimeError, match="403"):
+            await _call(EmulatorAdmin(emu.url, "wrong-key").create)
+        assert [r.query.get("submission_id") for r in emu.requests] == [item["submission_id"]]

@@ -10,6 +10,8 @@ Routes (the emulator's own `x-api-key` required; 403 otherwise), beside the API'
   reason for a change `update` refuses, 404 for an unknown id;
 - `DELETE /_emulator/submissions/{id}`: `emu.delete(id)`: from then on lookups answer empty
   `Items` and listings leave it out; 204, or 404 for an unknown id.
+- `POST /_emulator/submissions` with a JSON object: `emu.create(**object)`, a new submission;
+  201 with the item, 400 with the reason for fields `create` refuses.
 
 Admin requests bypass the request pipeline: they are not recorded in `emu.requests`, wait no
 latency and meet no fault, so a test's counts and fault plans stay as they were.
@@ -47,7 +49,8 @@ __all__ = [
 
 ADMIN_PREFIX: Final = "/_emulator/"
 """Where the admin routes live, beside the API's paths."""
-_SUBMISSION_ROUTE: Final = ADMIN_PREFIX + "submissions/{submission_id}"
+_SUBMISSIONS_ROUTE: Final = ADMIN_PREFIX + "submissions"
+_SUBMISSION_ROUTE: Final = _SUBMISSIONS_ROUTE + "/{submission_id}"
 
 
 class _Id(msgspec.Struct):
@@ -88,7 +91,7 @@ def add_admin_routes(app: web.Application, emulator: ArgosEmulator) -> None:
             sent = request.headers.get(API_KEY_HEADER, "").encode()
             if not secrets.compare_digest(sent, emulator.api_key.encode()):
                 return error_response(403)
-            return await handle(request, request.match_info["submission_id"])
+            return await handle(request, request.match_info.get("submission_id", ""))
 
         return route
 
@@ -99,11 +102,8 @@ def add_admin_routes(app: web.Application, emulator: ArgosEmulator) -> None:
         return json_response(msgspec.json.encode(item))
 
     async def patch(request: web.Request, submission_id: str) -> web.Response:
-        try:
-            changes = msgspec.json.decode(await request.read())
-        except msgspec.DecodeError:
-            changes = None
-        if not isinstance(changes, dict):
+        changes = await _object(request)
+        if changes is None:
             return error_response(400, "the body must be a JSON object of changes")
         try:
             item = emulator.update(submission_id, **changes)
@@ -120,9 +120,29 @@ def add_admin_routes(app: web.Application, emulator: ArgosEmulator) -> None:
             return _unknown(submission_id)
         return web.Response(status=204)
 
+    async def create(request: web.Request, _: str) -> web.Response:
+        fields = await _object(request)
+        if fields is None:
+            return error_response(400, "the body must be a JSON object of fields")
+        try:
+            item = emulator.create(**fields)
+        except (TypeError, ValueError) as exc:
+            return error_response(400, str(exc))
+        return json_response(msgspec.json.encode(item), status=201)
+
+    app.router.add_post(_SUBMISSIONS_ROUTE, guarded(create))
     app.router.add_get(_SUBMISSION_ROUTE, guarded(get))
     app.router.add_patch(_SUBMISSION_ROUTE, guarded(patch))
     app.router.add_delete(_SUBMISSION_ROUTE, guarded(delete))
+
+
+async def _object(request: web.Request) -> dict[str, Any] | None:
+    """The request's body as a JSON object, or None."""
+    try:
+        value = msgspec.json.decode(await request.read())
+    except msgspec.DecodeError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _unknown(submission_id: str) -> web.Response:
@@ -137,7 +157,8 @@ class EmulatorAdmin:
         admin.delete(other_id)
 
     Methods mirror the emulator's: `get` (None for none), `update` (KeyError for an unknown
-    id, ValueError for a change the emulator refuses) and `delete` (KeyError).
+    id, ValueError for a change the emulator refuses), `delete` (KeyError) and `create`
+    (ValueError for fields it refuses).
     """
 
     def __init__(self, url: str, api_key: str, *, timeout: float = 10.0) -> None:
@@ -171,8 +192,21 @@ class EmulatorAdmin:
         """`ArgosEmulator.delete` in the emulator's process."""
         self._call("DELETE", submission_id)
 
-    def _call(self, method: str, submission_id: str, changes: Any = None) -> Any:
-        path = ADMIN_PREFIX + "submissions/" + urllib.parse.quote(submission_id, safe="")
+    def create(self, **fields: Any) -> dict[str, Any]:
+        """`ArgosEmulator.create` in the emulator's process; returns the new item. An aware
+        ``created_at`` datetime goes as the items' timestamp string."""
+        at = fields.get("created_at")
+        if isinstance(at, datetime):
+            if at.tzinfo is None:
+                raise ValueError("created_at must be timezone-aware")
+            fields["created_at"] = format_timestamp(at)
+        result: dict[str, Any] = self._call("POST", None, fields)
+        return result
+
+    def _call(self, method: str, submission_id: str | None, changes: Any = None) -> Any:
+        path = ADMIN_PREFIX + "submissions"
+        if submission_id is not None:
+            path += "/" + urllib.parse.quote(submission_id, safe="")
         data = None if changes is None else msgspec.json.encode(changes)
         request = urllib.request.Request(
             self.url + path,
@@ -185,7 +219,7 @@ class EmulatorAdmin:
                 body = response.read()
         except urllib.error.HTTPError as error:
             message = msgspec.json.decode(error.read() or b"{}").get("message", error.reason)
-            if error.code == 404:
+            if error.code == 404 and submission_id is not None:
                 raise KeyError(submission_id) from None
             if error.code == 400:
                 raise ValueError(message) from None

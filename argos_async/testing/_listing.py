@@ -10,11 +10,12 @@ from __future__ import annotations
 import bisect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Literal
 
 import msgspec
 
+from ._created import CreatedItems
 from ._dataset import Dataset
 from ._wire import (
     REQUEST_TYPES,
@@ -134,7 +135,8 @@ def _optional_date(params: Mapping[str, str], name: str) -> date | None:
 
 class Listing:
     """The submissions one emulator serves: a shared `Dataset` as generated, with this
-    emulator's own replacements on top, and the queries over them.
+    emulator's own replacements on top, the submissions it created after it (`created`,
+    at the positions before 0), and the queries over them.
 
     Nothing is kept between requests but the replacements: a page builds and encodes its
     items afresh (the list form straight from the generator, which is cheaper than cutting
@@ -145,11 +147,12 @@ class Listing:
         self.dataset = dataset
         # Items replaced on this emulator, per server position; the shared Dataset stays as built.
         self._replaced: dict[int, dict[str, Any]] = {}
+        self.created = CreatedItems(dataset.start + timedelta(days=dataset.days), dataset.seed)
 
     def get(self, submission_id: str) -> dict[str, Any] | None:
         """The item as now served, or None (read-only)."""
         pos = self.dataset.position.get(submission_id)
-        return None if pos is None else self._item(pos)
+        return self.created.get(submission_id) if pos is None else self._item(pos)
 
     def replace(self, submission_id: str, item: dict[str, Any]) -> None:
         """Serves `item` from now on in place of the submission's (KeyError if unknown).
@@ -157,14 +160,21 @@ class Listing:
         The caller keeps what the indexes are built from (id, created_at, email, userid,
         applicant id) as it was: lists would otherwise disagree with their own filters.
         """
-        self._replaced[self.dataset.position[submission_id]] = item
+        if not self.created.replace(submission_id, item):
+            self._replaced[self.dataset.position[submission_id]] = item
+
+    def create(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Makes a new submission from `fields` and serves it (see `CreatedItems.make`)."""
+        item = self.created.make(fields, self.dataset.position)
+        self.created.add(item)
+        return item
 
     def lookup(self, query: LookupQuery) -> bytes:
         """The body of a single lookup: the item in full, or no item."""
-        pos = self.dataset.position.get(query.submission_id)
-        if pos is None:
+        item = self.get(query.submission_id)
+        if item is None:
             return lookup_body(None)
-        return lookup_body(msgspec.json.encode(project(self._item(pos), query.request_type)))
+        return lookup_body(msgspec.json.encode(project(item, query.request_type)))
 
     def page(
         self, query: ListQuery, *, filter_mode: FilterMode, byte_limit: int | None
@@ -195,19 +205,37 @@ class Listing:
         return msgspec.json.encode(out)
 
     def _item(self, pos: int) -> dict[str, Any]:
+        if pos < 0:
+            return self.created.at(pos)
         item = self._replaced.get(pos)
         return self.dataset.item(pos) if item is None else item
 
     def _listed(self, pos: int) -> dict[str, Any]:
+        if pos < 0:
+            return list_form(self.created.at(pos))
         item = self._replaced.get(pos)
         return self.dataset.list_item(pos) if item is None else list_form(item)
+
+    def _key(self, pos: int) -> dict[str, str]:
+        """The `nextpageKey` of a page whose last item read is at `pos`."""
+        if pos < 0:
+            created_at, sid = self.created.key_at(pos)
+            return {"id": sid, "created_at": created_at}
+        last = self.dataset.record(pos)
+        return {"id": last.sid, "created_at": last.created_at}
 
     def _window(self, query: ListQuery) -> range:
         """Server positions within the date range, from the cursor on."""
         ds = self.dataset
         begin, end = ds.date_range(query.start_date, query.end_date)
+        created = self.created.span(query.start_date, query.end_date)
+        if created:
+            # Created ones are newer than every generated one: the two spans of a date
+            # range meet at 0 whenever both hold any.
+            begin, end = created.start, (end if begin < end else created.stop)
         if query.after is not None:
-            begin = max(begin, ds.position_after(*query.after))
+            after = self.created.position_after(*query.after)
+            begin = max(begin, ds.position_after(*query.after) if after is None else after)
         return range(begin, max(begin, end))
 
     def _indexed(self, window: range, query: ListQuery) -> Sequence[int]:
@@ -221,14 +249,20 @@ class Listing:
         positions = min(lists, key=len)
         lo = bisect.bisect_left(positions, window.start)
         hi = bisect.bisect_left(positions, window.stop)
+        created = [p for p in range(window.start, min(window.stop, 0)) if self._matches(p, query)]
         if len(lists) == 1:
-            return positions[lo:hi]
-        return [p for p in positions[lo:hi] if self._matches(p, query)]
+            return created + positions[lo:hi]
+        return created + [p for p in positions[lo:hi] if self._matches(p, query)]
 
     def _matches(self, pos: int, query: ListQuery) -> bool:
-        rec = self.dataset.record(pos)
-        return (query.email is None or rec.email == query.email) and (
-            query.userid is None or rec.userid == query.userid
+        if pos < 0:
+            item = self.created.at(pos)
+            email, userid = item.get("email"), item.get("userid")
+        else:
+            rec = self.dataset.record(pos)
+            email, userid = rec.email, rec.userid
+        return (query.email is None or email == query.email) and (
+            query.userid is None or userid == query.userid
         )
 
     def _fill(
@@ -256,8 +290,7 @@ class Listing:
         # The key is the last item read, whether or not it matched: the next page goes on
         # from there.
         if 0 < taken < len(candidates):
-            last = self.dataset.record(candidates[taken - 1])
-            next_key = {"id": last.sid, "created_at": last.created_at}
+            next_key = self._key(candidates[taken - 1])
         return ListPage(items=pieces, next_key=next_key)
 
 

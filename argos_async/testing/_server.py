@@ -297,6 +297,21 @@ class ArgosEmulator:
         served.replace(submission_id, item)
         return item
 
+    def create(self, **fields: Any) -> dict[str, Any]:
+        """Adds a new submission, as an applicant starting a KYC does: `incomplete`, created
+        after every generated one, served from then on by lookups and listings (first in
+        server order), and changed by `update` like any other. Returns it (read-only).
+
+        The keywords are the item's own keys, as `get` returns them: `email` (default
+        `created-N@example.com`), `userid`, `data` (e.g. `{"cf1": "web", "full_name": ...}`),
+        `submission_id` (default: a new id), `created_at` (an aware datetime or a timestamp
+        string, not before the data set's window ends; default: its end, then a second after
+        the newest created one), any other key as given. A `kyc.result` other than
+        "incomplete", or `applicant_id`, `kyc_result_at`, `pending_at`, `updated_at`:
+        ValueError.
+        """
+        return self._served().create(fields)
+
     def delete(self, submission_id: str, /) -> None:
         """Removes a submission, as the provider does when it erases one: from then on
         lookups answer it with empty `Items` (a `NotFoundError` for the client), listings
