@@ -697,6 +697,11 @@ def test_serve_help_shows_every_default_and_explains_the_line_with_the_key() -> 
         "--fault-seed": 0,
         "--secure-transmission": "off",
         "--secret-key-file": "none",
+        "--webhook-url": "none",
+        "--webhook-faults": "none",
+        "--webhook-fault-seed": 0,
+        "--webhook-timeout": emulator["webhook_timeout"].default,
+        "--webhook-attempts": emulator["webhook_attempts"].default,
     }
     assert set(helps) == set(expected)
     for option, default in expected.items():

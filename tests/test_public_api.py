@@ -228,6 +228,7 @@ def test_the_docstring_check_sees_what_it_checks() -> None:
     [
         testing.RecordedRequest,
         testing.RecordedResponse,
+        testing.RecordedWebhook,
         models.Page,
         models.PageKey,
         argos_async.RequestEvent,

@@ -17,6 +17,8 @@ from ._faults import (
 )
 from ._listing import ListPage
 from ._server import ArgosEmulator, RecordedRequest, RecordedResponse
+from ._webhook_delivery import RecordedWebhook
+from ._webhook_faults import WebhookFaults
 
 __all__ = [
     "ArgosEmulator",
@@ -32,8 +34,10 @@ __all__ = [
     "QuotaExceeded",
     "RecordedRequest",
     "RecordedResponse",
+    "RecordedWebhook",
     "Redirect",
     "RepeatKey",
     "Status",
     "TruncateBody",
+    "WebhookFaults",
 ]

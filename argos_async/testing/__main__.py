@@ -9,7 +9,10 @@ import sys
 from collections.abc import Sequence
 
 from ._faults import FaultPlan
-from ._server import ArgosEmulator, _is_loopback
+from ._http import is_loopback
+from ._server import ArgosEmulator
+from ._webhook_delivery import webhook_target
+from ._webhook_faults import WebhookFaults
 from ._wire import API_KEY_HEADER, RETRY_AFTER_HEADER, RETRY_AFTER_STATUSES, STATUS_MESSAGES
 
 _STATUS_KINDS = ", ".join(str(status) for status in STATUS_MESSAGES)
@@ -23,13 +26,20 @@ _EXAMPLE_KEY = "emu-Xq3v9T0bLw2mRk7sPz1cNd4e"
 
 
 def listening_line(
-    url: str, submissions: int, api_key: str, faults: FaultPlan | None, secure: str | None = None
+    url: str,
+    submissions: int,
+    api_key: str,
+    faults: FaultPlan | None,
+    secure: str | None = None,
+    webhook_url: str | None = None,
 ) -> str:
     """The line `serve` prints once it listens; `secure` says where secure transmission's key
     comes from, when it is on (never the key itself)."""
     shown = "" if faults is None else f", faults: {faults!r}"
     if secure is not None:
         shown += f", secure transmission: {secure}"
+    if webhook_url is not None:
+        shown += f", webhooks to {webhook_url}"
     return (
         f"Argos emulator listening on {url} ({submissions} submissions, api key: {api_key}{shown})"
     )
@@ -43,7 +53,8 @@ what it prints:
 
   that is: the origin to send requests to, how many submissions it serves, and the API key
   it accepts in the {API_KEY_HEADER} header (with --faults, the fault plan in force follows;
-  with secure transmission, where its key comes from).
+  with secure transmission, where its key comes from; with --webhook-url, where webhooks
+  go).
   The key is a throwaway demo key, made up afresh at every start unless --api-key gives
   one; it opens this emulator and nothing else. Point the client, or
   `python -m argos_async export`, at the emulator with:
@@ -79,7 +90,8 @@ def _parser() -> argparse.ArgumentParser:
         "Besides the API, it answers an admin endpoint (with the same x-api-key): GET, PATCH\n"
         "(a JSON merge patch, as ArgosEmulator.update takes) and DELETE\n"
         "/_emulator/submissions/ID, so that another process can change what it serves;\n"
-        "argos_async.testing.EmulatorAdmin calls it.",
+        "argos_async.testing.EmulatorAdmin calls it. POST /_emulator/submissions creates a\n"
+        "submission. With --webhook-url, every change POSTs the provider's webhook there.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -150,11 +162,52 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="seed of the fault draws (default %(default)s)",
     )
+    serve.add_argument(
+        "--webhook-url",
+        metavar="URL",
+        default=None,
+        help="POST a webhook (created, updated, approved, rejected, aml, delete) to this"
+        " loopback http(s) URL after every change made through the admin endpoint"
+        " (default: none)",
+    )
+    serve.add_argument(
+        "--webhook-faults",
+        metavar="SPEC",
+        default=None,
+        help="delivery faults of the webhooks: a comma list of KIND=PROB[:ARG], KIND one of"
+        " drop, duplicate, reorder (=PROB[:HOLD_SECONDS]), delay (=PROB[:SECONDS]);"
+        " e.g. duplicate=0.2,reorder=0.2,drop=0.1,delay=0.05:2 (default: none)",
+    )
+    serve.add_argument(
+        "--webhook-fault-seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seed of the webhook fault draws (default %(default)s)",
+    )
+    serve.add_argument(
+        "--webhook-timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds a webhook delivery attempt waits for an answer (default %(default)s)",
+    )
+    serve.add_argument(
+        "--webhook-attempts",
+        type=int,
+        default=3,
+        metavar="N",
+        help="tries per webhook delivery, with a backoff of 0.5 s doubling between them"
+        " (default %(default)s)",
+    )
     return parser
 
 
 async def _serve(
-    args: argparse.Namespace, faults: FaultPlan | None, secret_key: str | None
+    args: argparse.Namespace,
+    faults: FaultPlan | None,
+    secret_key: str | None,
+    webhook_faults: WebhookFaults | None,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -170,11 +223,17 @@ async def _serve(
         latency=args.latency,
         faults=faults,
         secure_transmission=secret_key or args.secure_transmission,
+        webhook_url=args.webhook_url,
+        webhook_faults=webhook_faults,
+        webhook_timeout=args.webhook_timeout,
+        webhook_attempts=args.webhook_attempts,
     ) as emu:
         secure = None
         if emu.secure_transmission is not None:
             secure = "the secret key of --secret-key-file" if secret_key else "the api key"
-        line = listening_line(emu.url, len(emu.dataset), emu.api_key, faults, secure)
+        line = listening_line(
+            emu.url, len(emu.dataset), emu.api_key, faults, secure, args.webhook_url
+        )
         print(line, flush=True)
         await stop.wait()
 
@@ -183,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
-    if not _is_loopback(args.host):
+    if not is_loopback(args.host):
         parser.error(f"--host must be a loopback address, not {args.host!r}")
     if not 0 <= args.port <= 65_535:
         parser.error("--port must be within 0..65535")
@@ -207,7 +266,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not secret_key:
             parser.error("--secret-key-file: the file is empty")
     try:
-        asyncio.run(_serve(args, faults, secret_key))
+        webhook_target(args.webhook_url)
+    except ValueError as exc:
+        parser.error(f"--webhook-url: {exc}")
+    webhook_faults = None
+    if args.webhook_faults is not None:
+        try:
+            webhook_faults = WebhookFaults.parse(args.webhook_faults, seed=args.webhook_fault_seed)
+        except ValueError as exc:
+            parser.error(f"--webhook-faults: {exc}")
+    if not args.webhook_timeout > 0:
+        parser.error("--webhook-timeout must be > 0")
+    if args.webhook_attempts < 1:
+        parser.error("--webhook-attempts must be >= 1")
+    try:
+        asyncio.run(_serve(args, faults, secret_key, webhook_faults))
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

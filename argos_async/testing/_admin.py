@@ -13,6 +13,9 @@ Routes (the emulator's own `x-api-key` required; 403 otherwise), beside the API'
 - `POST /_emulator/submissions` with a JSON object: `emu.create(**object)`, a new submission;
   201 with the item, 400 with the reason for fields `create` refuses.
 
+Each change sends the emulator's webhooks as its Python method does, queued: the answer does
+not wait for their delivery.
+
 Admin requests bypass the request pipeline: they are not recorded in `emu.requests`, wait no
 latency and meet no fault, so a test's counts and fault plans stay as they were.
 `EmulatorAdmin` calls the endpoint from any process, with the standard library only.

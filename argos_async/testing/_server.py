@@ -13,7 +13,7 @@ import ipaddress
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import date
 from types import TracebackType
@@ -25,6 +25,7 @@ from ._admin import add_admin_routes, drop_deleted, drop_deleted_applicants, is_
 from ._dataset import Dataset
 from ._faults import FaultContext, FaultPlan
 from ._http import error_response, json_response
+from ._http import is_loopback as _is_loopback
 from ._listing import (
     BadQuery,
     Listing,
@@ -34,6 +35,9 @@ from ._listing import (
 )
 from ._secure import SecureWire
 from ._updates import updated_item
+from ._webhook_delivery import RecordedWebhook, WebhookSender, plain_json
+from ._webhook_faults import WebhookFaults
+from ._webhooks import created_payload, deleted_payload, update_payloads
 from ._wire import (
     API_KEY_HEADER,
     APPLICANT_PATH,
@@ -118,15 +122,6 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def _normalize_ip(value: str) -> str:
     try:
         return str(ipaddress.ip_address(value))
@@ -141,7 +136,8 @@ class ArgosEmulator:
     a client at `emu.url` with `emu.api_key`.
 
     Arguments (each is kept as the attribute of the same name, except `submissions`, `seed`,
-    `start` and `days`, which build `dataset`):
+    `start` and `days`, which build `dataset`, and the webhook sender's settings
+    `webhook_timeout`, `webhook_attempts`, `webhook_backoff` and `webhook_any_host`):
 
     - `submissions`, `seed`: size and seed of the synthetic data set; equal arguments give
       equal data.
@@ -167,6 +163,13 @@ class ArgosEmulator:
       200 body goes out as `{"data": "<base64>"}`; error bodies stay plain. Kept as the key
       text in use (None when off). Needs `cryptography`. `encrypt_body` seals a body the
       same way (for webhooks).
+    - `webhook_url`: where to POST a webhook for every `create`, `update` and `delete` made
+      while it runs (loopback hosts only, unless `webhook_any_host`); None: no webhooks.
+      See `_webhooks` for the triggers and payloads, `_webhook_delivery` for how they go.
+    - `webhook_faults`: `WebhookFaults` (duplicates, reordering, lost and delayed events).
+    - `webhook_timeout`: seconds a delivery attempt waits for the receiver's answer;
+      `webhook_attempts`: tries per delivery; `webhook_backoff`: seconds before the second
+      try, doubling after each.
 
     Attributes besides those:
 
@@ -177,6 +180,8 @@ class ArgosEmulator:
       was cancelled (the client went away) has none.
     - `in_flight`: requests being handled right now; `max_in_flight` its high-water mark
       (see `reset_stats`).
+    - `webhooks_sent`: a `RecordedWebhook` per webhook delivery attempt (and per event a
+      fault dropped), in order; `await webhooks_idle()` waits until every queued one is done.
     - `url`: the origin to give a client, e.g. `http://127.0.0.1:PORT` (once started).
     """
 
@@ -197,6 +202,12 @@ class ArgosEmulator:
         latency: float = 0.0,
         faults: FaultPlan | None = None,
         secure_transmission: bool | str | None = None,
+        webhook_url: str | None = None,
+        webhook_faults: WebhookFaults | None = None,
+        webhook_timeout: float = 5.0,
+        webhook_attempts: int = 3,
+        webhook_backoff: float = 0.5,
+        webhook_any_host: bool = False,
     ) -> None:
         if not _is_loopback(host):
             raise ValueError(f"the emulator only listens on loopback hosts, not {host!r}")
@@ -239,6 +250,20 @@ class ArgosEmulator:
         self._handlers: set[asyncio.Task[Any]] = set()
         self._page_turns = _Turns()
         self._deleted: set[str] = set()
+        self._webhooks = WebhookSender(
+            webhook_url,
+            faults=webhook_faults,
+            timeout=webhook_timeout,
+            attempts=webhook_attempts,
+            backoff=webhook_backoff,
+            any_host=webhook_any_host,
+            # The one place webhook bodies become bytes: with secure transmission on, they go
+            # out sealed like the API's answers, as `{"data": "<base64>"}`.
+            encode_body=self._webhook_body,
+        )
+        self.webhook_url = webhook_url
+        self.webhook_faults = webhook_faults
+        self.webhooks_sent: list[RecordedWebhook] = self._webhooks.sent
 
     @property
     def url(self) -> str:
@@ -288,6 +313,9 @@ class ArgosEmulator:
         - Unknown `submission_id`: KeyError. The keywords of the old vocabulary
           (`kyc_result`, `comment_code`, `comment`, `at`, `fields`) raise TypeError naming
           their replacement.
+
+        Once applied, it sends a webhook: `approved` or `rejected` when `kyc.result` became
+        that, `aml` when only `aml` changed, else `updated` (naming the changed fields).
         """
         served = self._served()
         current = self.get(submission_id)
@@ -295,6 +323,8 @@ class ArgosEmulator:
             raise KeyError(submission_id)
         item = updated_item(current, changes)
         served.replace(submission_id, item)
+        if self._webhooks.running:
+            self._webhooks.send(update_payloads(current, item))
         return item
 
     def create(self, **fields: Any) -> dict[str, Any]:
@@ -308,19 +338,34 @@ class ArgosEmulator:
         string, not before the data set's window ends; default: its end, then a second after
         the newest created one), any other key as given. A `kyc.result` other than
         "incomplete", or `applicant_id`, `kyc_result_at`, `pending_at`, `updated_at`:
-        ValueError.
+        ValueError. Sends a `created` webhook.
         """
-        return self._served().create(fields)
+        item = self._served().create(fields)
+        if self._webhooks.running:
+            self._webhooks.send([created_payload(item)])
+        return item
 
     def delete(self, submission_id: str, /) -> None:
         """Removes a submission, as the provider does when it erases one: from then on
         lookups answer it with empty `Items` (a `NotFoundError` for the client), listings
         and applicant answers leave it out, `get` gives None and `update` a KeyError. An
         unknown (or already deleted) `submission_id`: KeyError. Also over HTTP: see
-        `_admin` (`PATCH`/`DELETE /_emulator/submissions/{id}`)."""
-        if self.get(submission_id) is None:
+        `_admin` (`PATCH`/`DELETE /_emulator/submissions/{id}`). Sends a `delete` webhook."""
+        item = self.get(submission_id)
+        if item is None:
             raise KeyError(submission_id)
         self._deleted.add(submission_id)
+        if self._webhooks.running:
+            self._webhooks.send([deleted_payload(item)])
+
+    def _webhook_body(self, payload: Mapping[str, Any]) -> bytes:
+        return self.encrypt_body(plain_json(payload))
+
+    async def webhooks_idle(self, timeout: float | None = 30.0) -> None:
+        """Waits until every webhook queued so far is delivered or given up (an event a
+        `reorder` fault holds back goes out at once), so a test needs no sleep; TimeoutError
+        after `timeout` seconds. Returns at once without `webhook_url`."""
+        await self._webhooks.idle(timeout)
 
     def encrypt_body(self, body: bytes) -> bytes:
         """`body` (JSON) as this emulator sends it: `{"data": "<base64>"}` with
@@ -368,16 +413,21 @@ class ArgosEmulator:
             raise
         self._runner = runner
         self.port = int(runner.addresses[0][1])
+        await self._webhooks.start()
 
     async def close(self) -> None:
-        """Stops the server and closes its connections."""
+        """Stops the server and closes its connections; webhooks not yet delivered are not
+        sent (the attempt in flight is recorded "cancelled")."""
         runner, self._runner = self._runner, None
-        if runner is not None:
-            # aiohttp would give a sleeping handler (latency, a Delay fault) its shutdown
-            # timeout twice over before cancelling it; end them now instead.
-            for task in self._handlers:
-                task.cancel()
-            await runner.cleanup()
+        try:
+            await self._webhooks.close()
+        finally:
+            if runner is not None:
+                # aiohttp would give a sleeping handler (latency, a Delay fault) its shutdown
+                # timeout twice over before cancelling it; end them now instead.
+                for task in self._handlers:
+                    task.cancel()
+                await runner.cleanup()
 
     async def __aenter__(self) -> ArgosEmulator:
         await self.start()
