@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 import anyio.to_thread
@@ -121,6 +121,8 @@ async def test_created_submissions_are_served_first_and_page_across_the_data_set
         assert by_email == ids[::-1]
         later = [s.submission_id async for s in argos.iter_submissions(start_date="2026-01-01")]
         assert later == ids[::-1]
+        to_the_end = argos.iter_submissions(start_date="2026-01-01", end_date=date.max)
+        assert [s.submission_id async for s in to_the_end] == ids[::-1]
         earlier = [s.submission_id async for s in argos.iter_submissions(end_date="2025-12-31")]
         assert earlier == emu.dataset.expected_ids()
         assert (await argos.get_submission(ids[0])).kyc.result == "incomplete"  # type: ignore[union-attr]

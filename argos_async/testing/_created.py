@@ -103,11 +103,12 @@ class CreatedItems:
 
     def span(self, start: date | None, end: date | None) -> range:
         """Positions of those created within these inclusive days."""
+        if not self._keys:
+            return range(0)
         lo = 0 if start is None else bisect.bisect_left(self._keys, (start.isoformat(),))
-        if end is None:
-            hi = len(self._keys)
-        else:
-            hi = bisect.bisect_left(self._keys, ((end + timedelta(days=1)).isoformat(),))
+        # Every timestamp of the day `end` sorts before "<end>U" ("T" < "U"): no day after
+        # it to compute, which date.max has not.
+        hi = len(self._keys) if end is None else bisect.bisect_left(self._keys, (f"{end}U",))
         return range(-hi, -lo) if hi > lo else range(0)
 
     def position_after(self, created_at: str, submission_id: str) -> int | None:
