@@ -22,7 +22,8 @@ import msgspec
 
 from .._protocol.decoding import repair_timestamps
 from .._protocol.masking import mask_text
-from ..errors import WebhookDecodeError
+from .._protocol.secure import SecureChannel
+from ..errors import ResponseDecodeError, WebhookDecodeError
 from ..models import Timestamp
 
 
@@ -286,9 +287,16 @@ class _Header(msgspec.Struct, gc=False):
     submission_id: object = None
 
 
-def parse(body: bytes | bytearray | memoryview | str) -> WebhookEvent:
+def parse(body: bytes | bytearray | memoryview | str, *, key: str | None = None) -> WebhookEvent:
     """A webhook body as its event: a ``WebhookEvent`` subclass per documented trigger,
     ``UnknownWebhook`` for others; the body itself is kept as ``event.raw``.
+
+    ``key``: for a project with secure transmission on, the text its webhooks are encrypted
+    with (the API key, or the project's secret key): the body, ``{"data": "<base64>"}``, is
+    decrypted first (AES-256-ECB, as ``argos_async.SecureTransmission`` describes) and
+    ``event.raw`` is the decrypted JSON. A body that does not decrypt with ``key`` (a wrong
+    key, a damaged body, a body sent in plain JSON) raises ``WebhookDecodeError``, never an
+    event of garbage.
 
     Every field but ``webhook_trigger`` may be missing; unknown fields are ignored. A
     timestamp that is a placeholder (``"string"``, ``"YYYY-MM-DD-HH-MM-SS-ZZZ"``) or of no
@@ -300,6 +308,8 @@ def parse(body: bytes | bytearray | memoryview | str) -> WebhookEvent:
     ``body`` that is neither bytes (or bytes-like) nor str.
     """
     data = _as_bytes(body)
+    if key is not None:
+        data = _decrypted(data, key)
     try:
         # The common path: one msgspec call builds the event of any documented trigger.
         event: WebhookEvent = _decoder.decode(data)
@@ -311,6 +321,36 @@ def parse(body: bytes | bytearray | memoryview | str) -> WebhookEvent:
         raise _not_json(data, exc) from None
     event.__dict__["_raw"] = data
     return event
+
+
+class _Sealed(msgspec.Struct, gc=False):
+    data: str
+
+
+def _decrypted(data: bytes, key: str) -> bytes:
+    """The plaintext JSON of an encrypted webhook body, ``{"data": "<base64>"}``."""
+    if not isinstance(key, str):
+        raise TypeError(f"parse() argument 'key' must be a str, not {type(key).__name__}")
+    if not key:
+        raise ValueError("parse() argument 'key' must not be empty")
+    try:
+        msgspec.json.decode(data, type=_Sealed)
+    except msgspec.ValidationError:
+        raise WebhookDecodeError(
+            'webhook body is not encrypted (it has no "data" string): is secure transmission '
+            "switched on for this project?"
+        ) from None
+    except RecursionError:
+        raise _too_deep(data) from None
+    except msgspec.DecodeError as exc:
+        raise _not_json(data, exc) from None
+    try:
+        return SecureChannel(key).open_body(data)
+    except ResponseDecodeError:  # DecryptionError among them; the channel speaks of responses
+        raise WebhookDecodeError(
+            "webhook body does not decrypt with this key (a wrong key, or a damaged body): the "
+            "key is the project's API key, or the secret key set in its dashboard"
+        ) from None
 
 
 def _as_bytes(body: object) -> bytes:
@@ -335,6 +375,11 @@ def _parse_leniently(data: bytes) -> WebhookEvent:
     try:
         # The whole body first, so that a body that is not JSON is reported as such.
         document = msgspec.json.decode(data)
+        if isinstance(document, dict) and document.keys() == {"data"}:
+            raise WebhookDecodeError(
+                'webhook body is encrypted ({"data": ...}: the project has secure transmission '
+                "on): pass parse(body, key=...) the project's API key or secret key"
+            )
         header = msgspec.convert(document, _Header)
         cls = _BY_TRIGGER.get(header.webhook_trigger)
         if cls is None:
