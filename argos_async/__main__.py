@@ -1,5 +1,5 @@
 """``python -m argos_async``: the command line (see ``argos_async._cli``)."""
 
-from ._cli import main
+from ._cli import run
 
-raise SystemExit(main())
+run()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -156,6 +157,16 @@ def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     )
     add_mirror_command(commands)
     return parser, export
+
+
+def run() -> NoReturn:
+    """The ``argos-async`` and ``python -m argos_async`` entry point: :func:`main`, then the
+    process's exit with its code."""
+    code = main()
+    # The job is done and its files are closed: the interpreter's last garbage collection
+    # would only walk the whole heap (tens of milliseconds) just before the process ends.
+    gc.freeze()
+    raise SystemExit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
