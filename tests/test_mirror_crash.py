@@ -215,19 +215,22 @@ def test_the_command_killed_at_random_moments_then_run_again(world: World, tmp_p
         "--start-date", "2025-01-01", "--page-size", "100", "--shards", "4",
     ]  # fmt: skip
     pending = _old(("pending",))[-3:-1]
-    codes = []
-    for attempt in range(2):
+    codes: list[int] = []
+    # Until two runs were killed (at most 8 runs): a machine fast enough to finish a run
+    # before its moment comes still gets its kills, and a run that finished is harmless.
+    while codes.count(-9) < 2 and len(codes) < 8:
         process = subprocess.Popen(
             command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         try:
-            process.wait(timeout=rng.uniform(1.0, 6.0))
+            process.wait(timeout=rng.uniform(0.5, 4.0))
         except subprocess.TimeoutExpired:
             process.kill()
         codes.append(process.wait(timeout=30))
-        world.decide(pending[attempt], "approved")
+        if len(codes) <= len(pending):
+            world.decide(pending[len(codes) - 1], "approved")
         _assert_no_duplicates(tmp_path)
-    assert -9 in codes  # killed, not finished
+    assert codes.count(-9) == 2, codes  # killed, not finished
     started = time.monotonic()
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
