@@ -1,7 +1,10 @@
 """A mirror run in a process of its own, for ``test_mirror_crash``: into a DuckDB file, from
 an emulator served by another process, killed by SIGKILL at a chosen point when asked.
 
-``python tests/mirror_child.py URL KEY_FILE DATABASE PIPELINES_DIR [--kill-at STEP:N]``
+``python tests/mirror_child.py URL KEY_FILE DATABASE PIPELINES_DIR [--kill-at STEP:N]
+[--refresh ID,ID,...]``
+
+With ``--refresh`` the run is a refresh of those submissions (``refresh_ids``).
 
 The kill points are dlt's progress hooks, so they fall between dlt's own steps: ``Extract:N``
 when the Nth table has been handed to dlt (mid-extract), ``Normalize:0`` and ``Load:0`` as
@@ -81,6 +84,7 @@ def main() -> None:
     parser.add_argument("pipelines_dir")
     parser.add_argument("--kill-at")
     parser.add_argument("--page-size", type=int, default=100)
+    parser.add_argument("--refresh", type=lambda ids: ids.split(","), default=None)
     args = parser.parse_args()
     progress: Collector = NullCollector()
     if args.kill_at:
@@ -101,6 +105,7 @@ def main() -> None:
         today=TODAY,
         page_size=args.page_size,
         client_options={"backoff_base": 0.01},
+        refresh_ids=args.refresh,
     )
     print(json.dumps(dataclasses.asdict(result)))
 

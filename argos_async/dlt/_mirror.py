@@ -3,20 +3,23 @@
 ``pipeline.run(argos_source(...))`` is all a scheduler needs; ``mirror`` adds what a command
 wants around it: it first loads what a killed run left behind (dlt's own ``run`` would load
 that and return without extracting), runs the source as often as ``days_per_run`` needs to
-reach today, and counts the table's rows at the end.
+reach today, and counts the table's rows at the end. With ``refresh_ids`` it runs the source
+once as a refresh of those submissions (what a webhook receiver calls, see the package
+documentation).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from dlt.pipeline.pipeline import Pipeline
 
-from ._rows import TABLE
-from ._source import CAUGHT_UP, LAST_RUN, SOURCE, argos_source
+from ._rows import TABLE, Counts
+from ._source import CAUGHT_UP, LAST_RUN, SOURCE, _refresh_counts, argos_source
 
 _MAX_RUNS: Final = 100_000
 
@@ -53,6 +56,13 @@ def mirror(
     """Runs :func:`argos_source` (with ``source_arguments``) into ``pipeline`` until it has
     reached today, after loading whatever a killed run had left pending; returns the counts.
 
+    With ``refresh_ids=[...]`` among them it runs one refresh of exactly those submissions
+    instead (looked up, changed ones written, gone ones marked deleted, the schedule's state
+    untouched); an empty list runs nothing but the pending load.
+
+    A pipeline is not thread-safe: run one ``mirror`` at a time per pipeline (a lock around
+    the refreshes and the scheduled runs of one process).
+
     Raises what the pipeline raises (``PipelineStepFailed``, whose ``__cause__`` is the
     client's ``ArgosError`` when the API failed); the table and the state stay as the last
     finished load left them.
@@ -66,15 +76,10 @@ def mirror(
         info = pipeline.run()
         loads += 0 if info is None else len(info.loads_ids)
     totals = dict.fromkeys(("new", "changed", "deleted", "listed", "looked_up"), 0)
-    for _ in range(_MAX_RUNS):
-        info = pipeline.run(argos_source(**source_arguments), loader_file_format=loader_file_format)
-        loads += len(info.loads_ids)
-        state = _resource_state(pipeline)
-        for name, count in state.get(LAST_RUN, {}).items():
-            if name in totals:
-                totals[name] += int(count)
-        if state.get(CAUGHT_UP, True):
-            break
+    if source_arguments.get("refresh_ids") is not None:
+        loads += _refresh(pipeline, loader_file_format, source_arguments, totals)
+    else:
+        loads += _catch_up(pipeline, loader_file_format, source_arguments, totals)
     rows, deleted_rows = table_counts(pipeline)
     return MirrorResult(
         rows=rows,
@@ -84,6 +89,50 @@ def mirror(
         seconds=time.perf_counter() - started,
         **totals,
     )
+
+
+def _catch_up(
+    pipeline: Pipeline,
+    loader_file_format: Any,
+    source_arguments: dict[str, Any],
+    totals: dict[str, int],
+) -> int:
+    """Scheduled runs until one has reached today; the loads they made."""
+    loads = 0
+    for _ in range(_MAX_RUNS):
+        info = pipeline.run(argos_source(**source_arguments), loader_file_format=loader_file_format)
+        loads += len(info.loads_ids)
+        state = _resource_state(pipeline)
+        for name, count in state.get(LAST_RUN, {}).items():
+            if name in totals:
+                totals[name] += int(count)
+        if state.get(CAUGHT_UP, True):
+            break
+    return loads
+
+
+def _refresh(
+    pipeline: Pipeline,
+    loader_file_format: Any,
+    source_arguments: dict[str, Any],
+    totals: dict[str, int],
+) -> int:
+    """One refresh run of ``source_arguments["refresh_ids"]``; the loads it made."""
+    ids = source_arguments["refresh_ids"]
+    if isinstance(ids, Iterable) and not isinstance(ids, (str, bytes)):
+        ids = source_arguments["refresh_ids"] = tuple(ids)  # read once, even a generator
+    source = argos_source(**source_arguments)  # checks the ids, whatever runs
+    if not ids:
+        return 0
+    counts = Counts()
+    token = _refresh_counts.set(counts)
+    try:
+        info = pipeline.run(source, loader_file_format=loader_file_format)
+    finally:
+        _refresh_counts.reset(token)
+    for name, count in counts.as_dict().items():
+        totals[name] += count
+    return len(info.loads_ids)
 
 
 def _resource_state(pipeline: Pipeline) -> dict[str, Any]:

@@ -17,12 +17,20 @@ A run, in order (see ``_schedule`` for which days):
    is written again as the table had it, marked ``deleted``;
 4. leaves its plan's state (and its counts) in the resource's state, which dlt loads in the
    same package as the rows: a run that did not finish leaves the state as it was.
+
+A refresh run (``refresh_ids``) is step 3 alone, for exactly those ids: it reads what the
+table holds for them, looks them up, writes the ones that changed or that the table did not
+hold, and marks deleted the held ones the API no longer has. It leaves the state alone (not
+even its counts: a state that changes is a state row more in the destination per refresh,
+and a service refreshes every few seconds), so the schedule goes on as if it had not run;
+``mirror`` reads its counts through ``_refresh_counts`` instead.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, TypeVar, cast
@@ -62,6 +70,10 @@ LAST_RUN = "last_run"
 RUNS = "runs"
 CAUGHT_UP = "caught_up"
 
+_refresh_counts: ContextVar[Counts | None] = ContextVar("argos_refresh_counts", default=None)
+"""Where a refresh run adds its counts, when ``mirror`` runs it: dlt iterates the resource
+in the thread that calls ``pipeline.run``, so ``mirror`` sets it around that call."""
+
 _HINTS = cast(
     TTableSchemaColumns,
     {**COLUMN_HINTS, "updated_at": {**COLUMN_HINTS["updated_at"], "dedup_sort": "desc"}},
@@ -81,6 +93,7 @@ class _Config:
     refresh_days: int | None
     client_options: Mapping[str, Any]
     today: date | None
+    refresh_ids: tuple[str, ...] | None
 
     def client(self) -> ArgosClient:
         return ArgosClient(api_key=self.api_key, base_url=self.base_url, **self.client_options)
@@ -112,6 +125,7 @@ def argos_source(
     refresh_days: int | None = None,
     client_options: dict[str, Any] | None = None,
     today: date | None = None,
+    refresh_ids: Sequence[str] | None = None,
 ) -> DltResource:
     """A dlt source mirroring an Argos account: one resource, ``submissions``, merged on
     ``submission_id``; see the package documentation for its columns and what each run does.
@@ -133,6 +147,11 @@ def argos_source(
       ``timeout``, ...).
     - ``today``: the day the run takes as today (default: today in UTC), for tests and
       replays.
+    - ``refresh_ids``: make this a refresh run of exactly these submissions (a webhook
+      receiver's, see the package documentation): look them up by id, write those that
+      changed or that the table does not hold yet, mark deleted the held ones the API no
+      longer has; nothing is listed and the schedule's state is left as it was. The other
+      arguments still apply (``start_date`` is required but unused).
 
     Arguments are checked here: a bad one raises ``TypeError`` or ``ValueError`` naming it.
     """
@@ -145,6 +164,7 @@ def argos_source(
         checks.check_base_url(base_url)
     if today is not None and (isinstance(today, datetime) or not isinstance(today, date)):
         raise TypeError(f"today must be a date, got {type(today).__name__}")
+    refresh = None if refresh_ids is None else _check_ids(refresh_ids)
     options = dict(client_options or {})
     for reserved in ("api_key", "base_url"):
         if reserved in options:
@@ -165,6 +185,7 @@ def argos_source(
         else checks.check_int("refresh_days", refresh_days, minimum=0),
         client_options=options,
         today=today,
+        refresh_ids=refresh,
     )
 
     @dlt.resource(
@@ -179,7 +200,18 @@ def argos_source(
     return submissions
 
 
+def _check_ids(ids: object) -> tuple[str, ...]:
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+        raise TypeError(f"refresh_ids must be an iterable of str, got {type(ids).__name__}")
+    checked = [checks.check_text(f"refresh_ids[{i}]", sid) for i, sid in enumerate(ids)]
+    return tuple(dict.fromkeys(checked))
+
+
 def _mirror_run(config: _Config) -> Iterator[pa.Table]:
+    if config.refresh_ids is not None:
+        # Before resource_state(): even reading it creates it, and a refresh leaves it alone.
+        yield from _refresh_run(config, config.refresh_ids)
+        return
     state = dlt.current.resource_state()
     today = config.today or datetime.now(timezone.utc).date()
     plan = plan_run(
@@ -223,6 +255,33 @@ def _mirror_run(config: _Config) -> Iterator[pa.Table]:
     logger.info("mirror run: %s", run.counts.as_dict())
 
 
+def _refresh_run(config: _Config, ids: tuple[str, ...]) -> Iterator[pa.Table]:
+    with running_table() as table:
+        known = table.known_ids(ids)
+    counts = Counts()
+    gone: list[str] = []
+    logger.info("mirror refresh: looking up %d submissions", len(ids))
+
+    async def produce(send: MemoryObjectSendStream[pa.Table]) -> None:
+        async with send, config.client() as argos:
+            await _look_up(argos, config, counts, gone, ids, known, send)
+
+    yield from bridged(produce)
+    # Only rows the table holds can be marked; one it marks already stays as it is.
+    held = [sid for sid in gone if sid in known and not known[sid].deleted]
+    if held:
+        with running_table() as table:
+            rows = table.rows(held)
+        counts.deleted += len(rows)
+        if rows:
+            yield deleted_table(rows, datetime.now(timezone.utc))
+    sink = _refresh_counts.get()
+    if sink is not None:
+        for name, count in counts.as_dict().items():
+            setattr(sink, name, getattr(sink, name) + count)
+    logger.info("mirror refresh: %s", counts.as_dict())
+
+
 def bridged(produce: Callable[[MemoryObjectSendStream[T]], Awaitable[None]]) -> Iterator[T]:
     """What ``produce`` sends, taken one at a time from an event loop of its own thread: an
     async producer as the plain generator dlt iterates. Closing the generator cancels the
@@ -262,35 +321,39 @@ async def _produce(config: _Config, run: _Run, send: MemoryObjectSendStream[pa.T
         }
         lookups.update(run.open)
         if lookups:
-            await _look_up(argos, config, run, lookups, send)
+            await _look_up(argos, config, run.counts, run.gone, lookups, lookups, send)
 
 
 async def _look_up(
     argos: ArgosClient,
     config: _Config,
-    run: _Run,
-    lookups: dict[str, Known],
+    counts: Counts,
+    gone: list[str],
+    ids: Iterable[str],
+    known: Mapping[str, Known],
     send: MemoryObjectSendStream[pa.Table],
 ) -> None:
+    """Looks ``ids`` up; sends the rows that differ from ``known`` (or that it lacks), and
+    adds the ids the API no longer has to ``gone``."""
     found: list[Any] = []
 
     async def flush() -> None:
         rows = decode_rows(found)
-        table = looked_up_changes(rows, found, lookups, run.counts)
+        table = looked_up_changes(rows, found, known, counts)
         found.clear()
         if table is not None:
             await send.send(table)
 
-    batch = argos.batch_get_raw_submissions(lookups, concurrency=config.concurrency)
+    batch = argos.batch_get_raw_submissions(ids, concurrency=config.concurrency)
     async with batch as results:
         async for result in results:
-            run.counts.looked_up += 1
+            counts.looked_up += 1
             if result.error is None:
                 found.append(result.value)
                 if len(found) >= config.page_size:
                     await flush()
             elif isinstance(result.error, NotFoundError):
-                run.gone.append(result.key)
+                gone.append(result.key)
             else:
                 # Retried already: the run stops here, its state unchanged, and the next
                 # run looks every one of them up again.

@@ -53,6 +53,16 @@ class MirrorTable:
             known.update(_known(rows))
         return known
 
+    def known_ids(self, submission_ids: Sequence[str]) -> dict[str, Known]:
+        """What the table holds for these submissions (those it holds)."""
+        known: dict[str, Known] = {}
+        for i in range(0, len(submission_ids), _IN_BATCH):
+            chunk = submission_ids[i : i + _IN_BATCH]
+            marks = ", ".join(["%s"] * len(chunk))
+            query = f"SELECT {_KNOWN_COLUMNS} FROM {self._name} WHERE submission_id IN ({marks})"
+            known.update(_known(self._select(query, *chunk)))
+        return known
+
     def open_before(self, before: date, since: date | None) -> dict[str, Known]:
         """The submissions the table holds as pending or incomplete (not deleted), created
         before ``before`` (and on ``since`` or after)."""
