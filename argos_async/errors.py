@@ -24,6 +24,9 @@ The hierarchy::
      CheckpointError              a backfill checkpoint that cannot be used (also a ValueError)
      WebhookDecodeError           a webhook body that is not JSON, not an object, or not the
                                   documented shape (also a ValueError)
+     InboxFullError               a WebhookInbox already holds max_pending submissions
+     DeliveryError                a deliver function made some of a batch's submissions
+                                  true, not all (.submission_ids: those to try again)
 
 Every status error carries ``retry_after``: the seconds its response's ``Retry-After`` asked
 for, or ``None``.
@@ -33,6 +36,7 @@ Messages never contain the API key; emails and user ids in them are masked.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 __all__ = [
@@ -46,6 +50,8 @@ __all__ = [
     "CheckpointError",
     "ClientPausedError",
     "DecryptionError",
+    "DeliveryError",
+    "InboxFullError",
     "NotFoundError",
     "PaginationError",
     "PayloadTooLargeError",
@@ -227,3 +233,29 @@ class WebhookDecodeError(ArgosError, ValueError):
     object, without a string ``webhook_trigger``, or with a field of another type than the
     documented one. The message names the problem and the field's path, never a value: a
     webhook body is personal data."""
+
+
+class InboxFullError(ArgosError):
+    """``WebhookInbox.accept``: the inbox already holds ``max_pending`` submissions waiting
+    to be fetched. Nothing was kept: answer 503 and let the sender (or the scheduled
+    reconciliation) bring the event again."""
+
+    max_pending: int
+    """The inbox's bound."""
+
+    def __init__(self, max_pending: int) -> None:
+        super().__init__(f"the webhook inbox is full: {max_pending} submissions wait to be fetched")
+        self.max_pending = max_pending
+
+
+class DeliveryError(ArgosError):
+    """A deliver function of a ``WebhookInbox`` made some of its batch true and not the
+    others: ``submission_ids`` are the ones to try again (the inbox puts back only those).
+    The cause is the first error met (``__cause__``); the message names no submission."""
+
+    submission_ids: tuple[str, ...]
+    """The submissions of the batch that were not delivered."""
+
+    def __init__(self, submission_ids: Iterable[str], message: str) -> None:
+        super().__init__(message)
+        self.submission_ids = tuple(submission_ids)

@@ -42,7 +42,9 @@ EXPORTED = {
     "ClientStats",
     "CommentCode",
     "DecryptionError",
+    "DeliveryError",
     "IdType",
+    "InboxFullError",
     "KycResult",
     "NotFoundError",
     "Page",
@@ -74,18 +76,25 @@ WEBHOOKS_EXPORTED = {
     "CreatedWebhook",
     "CustomFields",
     "DeleteWebhook",
+    "Deliver",
+    "DeliveryError",
+    "InboxFullError",
     "InjectionAction",
     "InjectionWebhook",
     "MonitorRecord",
+    "OnTruth",
     "RejectedWebhook",
     "RetryWebhook",
+    "SubmissionTruth",
     "SubmitWebhook",
     "UnknownWebhook",
     "UpdatedData",
     "UpdatedWebhook",
     "WebhookDecodeError",
     "WebhookEvent",
+    "WebhookInbox",
     "WebhookKycResult",
+    "fetch_truth",
     "parse",
 }
 
@@ -102,8 +111,10 @@ def test_the_webhook_names_are_exactly_the_intended_ones() -> None:
     assert len(webhooks.__all__) == len(WEBHOOKS_EXPORTED)
     for name in webhooks.__all__:
         assert hasattr(webhooks, name), name
-    # The error is the one of the exception tree, not a copy.
+    # The errors are the ones of the exception tree, not copies.
     assert webhooks.WebhookDecodeError is errors.WebhookDecodeError
+    assert webhooks.InboxFullError is errors.InboxFullError
+    assert webhooks.DeliveryError is errors.DeliveryError
 
 
 def test_version() -> None:
@@ -292,6 +303,9 @@ def test_errors_form_the_documented_tree() -> None:
         assert issubclass(outside_the_api, errors.ArgosError)
         assert issubclass(outside_the_api, ValueError)
         assert not issubclass(outside_the_api, errors.APIError)
+    for inbox_error in (errors.InboxFullError, errors.DeliveryError):
+        assert issubclass(inbox_error, errors.ArgosError)
+        assert not issubclass(inbox_error, (errors.APIError, ValueError))
     assert set(errors.__all__) <= set(argos_async.__all__)
 
 

@@ -11,28 +11,31 @@ shape is ``None`` too, its text still in ``event.raw``.
 A webhook is a hint, not the truth: Argos signs nothing, so anyone who knows the URL can
 POST a body that parses; deliveries may be late, lost, repeated or out of order. Read the
 event's ``submission_id`` and fetch the submission through the API; only that answer is
-authoritative::
+authoritative. ``WebhookInbox`` does that for a service: ``accept`` answers at once (no I/O),
+repeated deliveries are dropped, submissions are coalesced and fetched in batches by one task,
+and ``fetch_truth`` hands on what the API says (``SubmissionTruth``)::
 
-    from argos_async import ArgosClient, NotFoundError
-    from argos_async.webhooks import WebhookDecodeError, parse
+    from argos_async import ArgosClient, InboxFullError, WebhookDecodeError
+    from argos_async.webhooks import SubmissionTruth, WebhookInbox, fetch_truth
 
-    async def on_webhook(body: bytes, argos: ArgosClient) -> int:
+    async def upsert(truth: SubmissionTruth) -> None:
+        ...  # truth.raw (the API's JSON), or truth.deleted
+
+    async with ArgosClient() as argos, WebhookInbox(fetch_truth(argos, upsert)) as inbox:
+        # in the endpoint, for each POST:
         try:
-            event = parse(body)
+            inbox.accept(body)  # 202 at once
         except WebhookDecodeError:
-            return 400  # the message names the problem, never the body's data
-        if event.submission_id is None:
-            return 202
-        try:
-            submission = await argos.get_submission(event.submission_id)
-        except NotFoundError:
-            ...  # deleted (event.is_deletion) or never there
-        else:
-            ...  # store submission.kyc, submission.aml, ...
-        return 200
+            ...  # 400: the message names the problem, never the body's data
+        except InboxFullError:
+            ...  # 503: the sender brings it again later
+
+A ``delete`` webhook is passed on as a deletion only when the API confirms it (the lookup
+finds nothing): a forged one costs a lookup and erases nothing. Keep a scheduled
+reconciliation (the mirror, the worker recipe) running too: it finds what webhooks missed.
 """
 
-from ..errors import WebhookDecodeError
+from ..errors import DeliveryError, InboxFullError, WebhookDecodeError
 from ._events import (
     AdditionalAnswer,
     AmlMonitorWebhook,
@@ -55,6 +58,8 @@ from ._events import (
     WebhookKycResult,
     parse,
 )
+from ._inbox import Deliver, WebhookInbox
+from ._truth import OnTruth, SubmissionTruth, fetch_truth
 
 __all__ = [
     "AdditionalAnswer",
@@ -65,17 +70,24 @@ __all__ = [
     "CreatedWebhook",
     "CustomFields",
     "DeleteWebhook",
+    "Deliver",
+    "DeliveryError",
+    "InboxFullError",
     "InjectionAction",
     "InjectionWebhook",
     "MonitorRecord",
+    "OnTruth",
     "RejectedWebhook",
     "RetryWebhook",
+    "SubmissionTruth",
     "SubmitWebhook",
     "UnknownWebhook",
     "UpdatedData",
     "UpdatedWebhook",
     "WebhookDecodeError",
     "WebhookEvent",
+    "WebhookInbox",
     "WebhookKycResult",
+    "fetch_truth",
     "parse",
 ]

@@ -1,0 +1,376 @@
+"""``WebhookInbox``: webhooks in as hints, submission ids out, a batch at a time, to a
+function that makes them true (usually ``fetch_truth``: a lookup through the API).
+
+Why this shape. Argos signs nothing and may lose, repeat or reorder deliveries, so a webhook
+only says "look at this submission again". The endpoint must answer at once (a slow answer
+makes the sender retry, and so repeat), so ``accept`` is synchronous and does no I/O: it
+parses, drops a delivery seen before, and adds the submission id to a *pending set*. One
+drain task takes up to ``batch_size`` pending ids at a time and awaits ``deliver(ids)``; ids
+are a set, so a burst of a thousand webhooks about ten submissions is ten lookups, and one
+deliver at a time means a burst never becomes more concurrent calls than deliver makes itself.
+
+Every bound says what happens at it instead of dropping silently: a full pending set raises
+``InboxFullError`` (the endpoint answers 503, the sender retries later); a failed deliver puts
+its ids back and waits a backoff; an id that failed ``max_attempts`` deliveries in a row is
+given up with an ERROR record (the scheduled reconciliation, which every webhook consumer needs
+anyway, catches it); ids still pending at exit are reported in ``pending``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime
+from types import TracebackType
+from typing import Final
+
+import anyio
+import backoff
+import msgspec
+
+from .._protocol import checks
+from .._protocol.masking import mask_id, mask_text
+from .._tasks import stop
+from ..errors import DeliveryError, InboxFullError
+from ._events import (
+    ApprovedWebhook,
+    InjectionWebhook,
+    RejectedWebhook,
+    SubmitWebhook,
+    UpdatedWebhook,
+    WebhookEvent,
+    WebhookKycResult,
+    parse,
+)
+
+logger = logging.getLogger("argos_async")
+
+Deliver = Callable[[list[str]], Awaitable[None]]
+"""What an inbox hands its batches to: ``async def deliver(submission_ids: list[str])``."""
+
+MAX_ID_LENGTH: Final = 256
+"""Longer "submission ids" are not fetched: no Argos id comes near it, and a forged body
+could make each one a request."""
+
+_SHOWN_IDS: Final = 5
+
+
+class WebhookInbox:
+    """Takes webhooks as hints and hands their submission ids, in batches, to ``deliver``.
+
+    ::
+
+        async with ArgosClient() as argos, WebhookInbox(fetch_truth(argos, upsert)) as inbox:
+            ...  # in the endpoint: inbox.accept(await request.body()), then answer 202
+
+    - ``deliver(ids)``: makes ``ids`` true (see ``fetch_truth``). One call at a time; when it
+      raises, its ids are tried again after a backoff (a ``DeliveryError`` names the ones
+      that failed: only those go back).
+    - ``batch_size``: ids per ``deliver`` call at most.
+    - ``max_pending``: distinct ids waiting at most; one more raises ``InboxFullError``. Ids
+      put back after a failure may exceed it by up to a batch.
+    - ``remember``: how many deliveries are kept to recognise a repeated one (the oldest go
+      first; 16 bytes each, no personal data). 0: none.
+    - ``max_attempts``: failed deliveries in a row after which an id is given up (logged at
+      ERROR, counted in ``abandoned``).
+    - ``backoff_base``, ``backoff_max``: the wait after a failed delivery (backoff's
+      exponential delay with full jitter), reset by a delivery that succeeds.
+    - ``close_timeout``: seconds the exit spends delivering what is pending.
+    - ``sleep``: how the backoff waits (``asyncio.sleep``); tests pass their own.
+
+    Counters, as attributes: ``accepted`` (events that added an id or found it pending),
+    ``duplicates`` (deliveries seen before), ``ignored`` (events without a usable submission
+    id), ``delivered`` (ids handed to ``deliver`` that it made true), ``failures`` (deliver
+    calls that failed, whole or in part), ``abandoned`` (ids given up).
+
+    Everything runs on the event loop that entered the inbox: call ``accept`` from it (an
+    ``async def`` endpoint), not from a worker thread.
+    """
+
+    def __init__(
+        self,
+        deliver: Deliver,
+        *,
+        batch_size: int = 100,
+        max_pending: int = 10_000,
+        remember: int = 100_000,
+        max_attempts: int = 8,
+        backoff_base: float = 1.0,
+        backoff_max: float = 60.0,
+        close_timeout: float = 10.0,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        if not callable(deliver):
+            raise TypeError(f"deliver must be an async callable, got {type(deliver).__name__}")
+        self._deliver = deliver
+        self._batch_size = checks.check_int("batch_size", batch_size, minimum=1)
+        self._max_pending = checks.check_int("max_pending", max_pending, minimum=1)
+        self._remember = checks.check_int("remember", remember, minimum=0)
+        self._max_attempts = checks.check_int("max_attempts", max_attempts, minimum=1)
+        self._backoff_base = checks.check_seconds("backoff_base", backoff_base)
+        self._backoff_max = checks.check_seconds("backoff_max", backoff_max)
+        self._close_timeout = checks.check_seconds("close_timeout", close_timeout)
+        self._sleep = sleep
+        self._pending: dict[str, None] = {}  # a set that keeps arrival order
+        self._delivering: tuple[str, ...] = ()
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
+        self._attempts: dict[str, int] = {}
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.accepted = 0
+        self.duplicates = 0
+        self.ignored = 0
+        self.delivered = 0
+        self.failures = 0
+        self.abandoned = 0
+
+    @property
+    def pending(self) -> tuple[str, ...]:
+        """The ids accepted and not delivered yet (the batch in delivery first), in order.
+        After the exit: what was left undelivered."""
+        waiting = tuple(self._pending)
+        return tuple(s for s in self._delivering if s not in self._pending) + waiting
+
+    def accept(self, event_or_body: WebhookEvent | bytes | bytearray | memoryview | str) -> bool:
+        """Takes one webhook (its body, or an event ``parse`` made); True when it adds its
+        submission to the pending set (or finds it there), False for a delivery seen before
+        or an event without a usable ``submission_id``. Never waits, never does I/O.
+
+        A delivery is the same as one seen before when its submission, trigger and time are:
+        the time the event states (``updated``: ``update_time``; ``submit``, ``approved``,
+        ``rejected``: ``kyc_result.updated_at``, else ``kyc_result_at``, else
+        ``pending_at``; ``injection``: ``action.created_at``), or, for events that state
+        none (``created``, ``retry``, ``aml``, ``aml_monitor``, ``delete``, unknown ones) or
+        a placeholder, the body's bytes.
+
+        An event about a submission whose delivery is under way adds it again: the lookup
+        may have been answered before the change it reports.
+
+        Raises ``WebhookDecodeError`` for a body ``parse`` refuses (answer 400),
+        ``InboxFullError`` when ``max_pending`` ids already wait (answer 503: nothing was
+        kept, a later delivery of the same event is accepted), ``RuntimeError`` once the
+        inbox has closed or when called from another thread than the inbox's loop.
+        """
+        if self._closed:
+            raise RuntimeError("the webhook inbox is closed")
+        self._check_thread()
+        event = event_or_body if isinstance(event_or_body, WebhookEvent) else parse(event_or_body)
+        sid = event.submission_id
+        if not _usable(sid):
+            self.ignored += 1
+            return False
+        assert sid is not None
+        key = _delivery_key(event, sid)
+        if key in self._seen:
+            self._seen.move_to_end(key)
+            self.duplicates += 1
+            return False
+        if sid not in self._pending:
+            if len(self._pending) >= self._max_pending:
+                raise InboxFullError(self._max_pending)
+            self._pending[sid] = None
+            self._idle.clear()
+            self._wake.set()
+        if self._remember:
+            self._seen[key] = None
+            if len(self._seen) > self._remember:
+                self._seen.popitem(last=False)
+        self.accepted += 1
+        return True
+
+    async def join(self) -> None:
+        """Waits until no id is pending or in delivery (ids given up count as done).
+
+        Raises ``RuntimeError`` when the inbox is not running, and what stopped its drain
+        task if that ever failed (a bug: deliver's own errors are retried)."""
+        task = self._task
+        if task is None or self._closed:
+            raise RuntimeError("the webhook inbox is not running: use `async with`")
+        idle = asyncio.ensure_future(self._idle.wait())
+        try:
+            await asyncio.wait({idle, task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            await stop(idle)
+        if task.done():
+            task.result()
+
+    async def __aenter__(self) -> WebhookInbox:
+        if self._task is not None or self._closed:
+            raise RuntimeError("a webhook inbox runs once")
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.create_task(self._drain(), name="argos_async webhook inbox")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        task = self._task
+        assert task is not None
+        try:
+            # Cancelled (a shutdown that cannot wait): no flush, the ids stay in `pending`.
+            if exc_type is None or not issubclass(exc_type, asyncio.CancelledError):
+                with anyio.move_on_after(self._close_timeout):
+                    await self.join()
+        finally:
+            self._closed = True
+            await stop(task)
+            left = self.pending
+            if left:
+                logger.warning(
+                    "webhook inbox closed with %d submissions not delivered (%s): the "
+                    "scheduled reconciliation will find their changes",
+                    len(left),
+                    _shown(left),
+                )
+
+    def _check_thread(self) -> None:
+        if self._loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not self._loop:
+            raise RuntimeError("WebhookInbox.accept must be called on the inbox's event loop")
+
+    async def _drain(self) -> None:
+        delays: Iterator[float] | None = None
+        while True:
+            await self._wake.wait()
+            if not self._pending:
+                self._wake.clear()
+                self._idle.set()
+                continue
+            batch = self._take()
+            try:
+                await self._deliver(list(batch))
+            except Exception as exc:  # deliver's failure: retried, never the drain's end
+                failed = _failed_ids(batch, exc)
+                reason = _reason(exc, batch)
+            else:
+                failed, reason = (), ""
+            self._delivering = ()
+            self._settle(batch, failed)
+            if failed:
+                self.failures += 1
+                if delays is None:
+                    delays = self._delays()
+                wait = next(delays)
+                self._put_back(failed, reason, wait)
+                await self._sleep(wait)
+            else:
+                delays = None
+
+    def _take(self) -> tuple[str, ...]:
+        batch = tuple(self._pending)[: self._batch_size]
+        for sid in batch:
+            del self._pending[sid]
+        self._delivering = batch
+        return batch
+
+    def _settle(self, batch: tuple[str, ...], failed: tuple[str, ...]) -> None:
+        failing = set(failed)
+        for sid in batch:
+            if sid not in failing:
+                self._attempts.pop(sid, None)
+        self.delivered += len(batch) - len(failing)
+
+    def _put_back(self, failed: tuple[str, ...], reason: str, wait: float) -> None:
+        retry: list[str] = []
+        given_up: list[str] = []
+        for sid in failed:
+            attempts = self._attempts.get(sid, 0) + 1
+            if attempts >= self._max_attempts:
+                self._attempts.pop(sid, None)
+                given_up.append(sid)
+            else:
+                self._attempts[sid] = attempts
+                retry.append(sid)
+        logger.warning(
+            "webhook inbox: %d submissions not delivered (%s): %s; trying again in %.2f s",
+            len(failed),
+            _shown(failed),
+            reason,
+            wait,
+        )
+        if given_up:
+            self.abandoned += len(given_up)
+            logger.error(
+                "webhook inbox: gave up %d submissions after %d failed deliveries (%s): the "
+                "scheduled reconciliation must find their changes",
+                len(given_up),
+                self._max_attempts,
+                _shown(given_up),
+            )
+        # Ahead of the ids that came since: they keep their turn.
+        again = dict.fromkeys(s for s in retry if s not in self._pending)
+        again.update(self._pending)
+        self._pending = again
+        if self._pending:
+            self._wake.set()
+
+    def _delays(self) -> Iterator[float]:
+        delays = backoff.expo(base=2, factor=self._backoff_base, max_value=self._backoff_max)
+        next(delays)  # backoff's generators start with a bare yield
+        return (backoff.full_jitter(delay) for delay in delays)
+
+
+def _usable(sid: object) -> bool:
+    return isinstance(sid, str) and bool(sid.strip()) and len(sid) <= MAX_ID_LENGTH
+
+
+def _kyc_time(kyc: WebhookKycResult | None) -> datetime | None:
+    if kyc is None:
+        return None
+    return kyc.updated_at or kyc.kyc_result_at or kyc.pending_at
+
+
+def _event_time(event: WebhookEvent) -> datetime | None:
+    """The time the event states it happened at, for the triggers that state one."""
+    if isinstance(event, UpdatedWebhook):
+        return event.update_time
+    if isinstance(event, (SubmitWebhook, ApprovedWebhook, RejectedWebhook)):
+        return _kyc_time(event.kyc_result)
+    if isinstance(event, InjectionWebhook):
+        return None if event.action is None else event.action.created_at
+    return None
+
+
+def _delivery_key(event: WebhookEvent, sid: str) -> bytes:
+    """16 bytes that are equal for two deliveries of one event (see ``accept``)."""
+    key = hashlib.blake2b(digest_size=16)
+    key.update(sid.encode(errors="surrogatepass"))
+    key.update(b"\x00" + event.trigger.encode(errors="surrogatepass") + b"\x00")
+    moment = _event_time(event)
+    if moment is not None:
+        key.update(b"at:" + moment.isoformat().encode())
+    else:
+        # An event built by hand has no body: its fields stand in for it.
+        key.update(b"body:" + (event.raw or msgspec.json.encode(event)))
+    return key.digest()
+
+
+def _failed_ids(batch: tuple[str, ...], exc: Exception) -> tuple[str, ...]:
+    if isinstance(exc, DeliveryError):
+        named = set(exc.submission_ids)
+        return tuple(s for s in batch if s in named)
+    return batch
+
+
+def _reason(exc: Exception, batch: tuple[str, ...]) -> str:
+    return f"{type(exc).__name__}: {mask_text(str(exc), batch)}"
+
+
+def _shown(ids: tuple[str, ...] | list[str]) -> str:
+    shown = ", ".join(mask_id(s) for s in ids[:_SHOWN_IDS])
+    return shown + (", ..." if len(ids) > _SHOWN_IDS else "")
