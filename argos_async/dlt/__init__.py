@@ -33,6 +33,16 @@ leaves the table and the state as the last finished load left them, and the next
 from there (:func:`mirror` loads what a killed run left pending first). Pages reach dlt as
 Arrow tables, so dlt's per-row normalisation is skipped.
 
+A webhook receiver keeps the table current between runs with ``refresh_ids``
+(``mirror(pipeline, refresh_ids=ids, ...)``): a run that looks up exactly those submissions,
+writes those that changed or that the table does not hold yet, marks deleted the held ones the
+API no longer has, and leaves the state as it was, so the schedule goes on as before and
+catches what webhooks missed. Before the first scheduled run it only inserts rows (that run
+still backfills from ``start_date``). A refreshed row holds the lookup's JSON, which has more
+fields than a listing's: a scheduled run that lists its day again writes the listing's form
+back once. One run at a time per pipeline (dlt pipelines are not thread-safe): the refreshes
+and the scheduled runs of a process share one lock (``examples/webhook_receiver.py``).
+
 The source reads its table back (what it holds for the listed days, which submissions are
 open), so it needs a destination with SQL: DuckDB and PostgreSQL are the tested ones.
 """
