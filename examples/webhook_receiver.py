@@ -38,6 +38,12 @@ prints its key)::
         -d '{"webhook_trigger": "approved", "submission_id": "SUBMISSION_ID"}'
 
 (:func:`create_printing_app` logs each truth; your application passes its own ``on_truth``.)
+The emulator sends its own webhooks too: ``serve --webhook-url
+http://127.0.0.1:8000/webhooks``, then change submissions through its admin endpoint.
+
+A project with secure transmission on gets its webhooks encrypted: give the inbox the key
+(``inbox_options={"key": api_key}``, the API key or the project's secret key) and the client
+the mode (``client_options={"secure_transmission": True}``); a plain body is then a 400.
 FastAPI is needed by this module only; ``argos_async`` itself never imports it, nor dlt unless
 :func:`create_mirror_app` is used.
 

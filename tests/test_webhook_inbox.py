@@ -437,6 +437,7 @@ def _bad_arguments() -> Iterator[tuple[dict[str, Any], type[Exception], str]]:
     yield {"backoff_max": float("inf")}, ValueError, "backoff_max"
     yield {"close_timeout": -1}, ValueError, "close_timeout"
     yield {"batch_size": 1.5}, TypeError, "batch_size"
+    yield {"key": ""}, ValueError, "key"
 
 
 @pytest.mark.parametrize(("arguments", "error", "name"), list(_bad_arguments()))

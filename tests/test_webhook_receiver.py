@@ -1,11 +1,12 @@
 """The webhook receiver recipe (``examples/webhook_receiver.py``) end to end: the app served over
-loopback by aiohttp, webhooks POSTed to it, the truth fetched from the emulator over loopback."""
+loopback by aiohttp, webhooks POSTed to it (by the test, or by the emulator itself as its
+submissions change), the truth fetched from the emulator over loopback."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +19,28 @@ import pytest
 from aiohttp import web
 from asgi_server import serve_asgi
 from fastapi import FastAPI
-from mirror_support import Target, assert_mirrors, make_target, run_mirror, source_arguments
+from mirror_support import (
+    DAYS,
+    START,
+    Target,
+    assert_mirrors,
+    make_target,
+    run_mirror,
+    source_arguments,
+)
 from mirror_support import emulator as mirror_emulator
+from starlette.types import ASGIApp, Receive, Scope, Send
 from support import FAST
 
 from argos_async import ArgosClient
-from argos_async.testing import ArgosEmulator, Fault, FaultContext, FaultPlan, Status
+from argos_async.testing import (
+    ArgosEmulator,
+    Fault,
+    FaultContext,
+    FaultPlan,
+    Status,
+    WebhookFaults,
+)
 from argos_async.webhooks import SubmissionTruth, WebhookInbox
 from examples.webhook_receiver import (
     FULL_RETRY_AFTER,
@@ -95,6 +112,34 @@ async def receiving(app: FastAPI) -> AsyncIterator[Receiver]:
         aiohttp.ClientSession() as http,
     ):
         yield Receiver(app, url, http)
+
+
+class Deferred:
+    """An ASGI app that forwards to ``app``, set once it can be made: the emulator needs the
+    receiver's URL before the receiver can be given the emulator's."""
+
+    def __init__(self) -> None:
+        self.app: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert self.app is not None, "the receiver got a request before it was made"
+        await self.app(scope, receive, send)
+
+
+@asynccontextmanager
+async def posted_to_by_the_emulator(
+    make_app: Callable[[ArgosEmulator], FastAPI], **emulator_options: Any
+) -> AsyncIterator[tuple[ArgosEmulator, Receiver]]:
+    """An emulator that POSTs its webhooks to the app ``make_app`` makes for it."""
+    deferred = Deferred()
+    async with (
+        serve_asgi(deferred) as url,
+        ArgosEmulator(webhook_url=url + "/webhooks", **emulator_options) as emu,
+    ):
+        app = make_app(emu)
+        deferred.app = app
+        async with app.router.lifespan_context(app), aiohttp.ClientSession() as http:
+            yield emu, Receiver(app, url, http)
 
 
 def app_for(
@@ -356,6 +401,104 @@ async def test_the_inbox_delivers_what_is_pending_at_shutdown() -> None:
     assert sorted(truths.ids()) == sorted(ids)
 
 
+# -- webhooks the emulator sends -----------------------------------------------------------------
+
+
+def _with_result(emu: ArgosEmulator, result: str) -> list[str]:
+    return [
+        item["submission_id"]
+        for item in emu.dataset.items
+        if (item.get("kyc") or {}).get("result") == result
+    ]
+
+
+async def test_the_emulators_own_webhooks_keep_a_store_current() -> None:
+    truths = Truths()
+    store: dict[str, SubmissionTruth] = {}
+
+    async def upsert(truth: SubmissionTruth) -> None:
+        await truths(truth)
+        store[truth.submission_id] = truth
+
+    async with posted_to_by_the_emulator(
+        lambda emu: create_app(
+            upsert, api_key=emu.api_key, base_url=emu.url, client_options=dict(FAST)
+        ),
+        submissions=300,
+        seed=5,
+    ) as (emu, receiver):
+        pending, approved = _with_result(emu, "pending")[0], _with_result(emu, "approved")[0]
+        memo, gone = [s for s in emu.dataset.ids if s not in (pending, approved)][:2]
+        emu.update(pending, kyc={"result": "approved"})
+        emu.update(approved, aml={"currentstatus": "Red Flag", "risk_level_summary": "High"})
+        emu.update(memo, memo={"text": "checked by phone"})
+        emu.delete(gone)
+        new = emu.create(email="new.applicant@example.com")["submission_id"]
+        await emu.webhooks_idle()
+        await receiver.inbox.join()
+        async with ArgosClient(api_key=emu.api_key, base_url=emu.url) as argos:
+            now = {
+                sid: await argos.get_raw_submission(sid) for sid in (pending, approved, memo, new)
+            }
+        sent = [(w.trigger, w.outcome, w.status) for w in emu.webhooks_sent]
+    assert sent == [
+        ("approved", "delivered", 202),
+        ("aml", "delivered", 202),
+        ("updated", "delivered", 202),
+        ("delete", "delivered", 202),
+        ("created", "delivered", 202),
+    ]
+    assert {sid: truth.raw for sid, truth in store.items() if not truth.deleted} == now
+    assert store[gone] == SubmissionTruth(gone, None, deleted=True)
+    assert sorted(truths.ids()) == sorted([pending, approved, memo, gone, new])  # once each
+
+
+async def test_repeated_reordered_and_lost_webhooks_from_the_emulator() -> None:
+    truths = Truths()
+    faults = WebhookFaults(duplicate={1, 2}, reorder={3}, drop={5})
+    async with posted_to_by_the_emulator(
+        lambda emu: app_for(emu, truths), submissions=300, seed=5, webhook_faults=faults
+    ) as (emu, receiver):
+        ids = list(emu.dataset.ids[:5])
+        for sid in ids:
+            emu.update(sid, memo={"text": "seen"})
+        await emu.webhooks_idle()
+        await receiver.inbox.join()
+        inbox = receiver.inbox
+        delivered = [w.submission_id for w in emu.webhooks_sent if w.outcome == "delivered"]
+        looked_up = lookups(emu)
+    assert delivered == [ids[0], ids[0], ids[1], ids[1], ids[3], ids[2]]  # 3 after 4, 5 lost
+    # Each delivered submission fetched once, the repeats dropped; the lost one is left to
+    # the scheduled reconciliation.
+    assert sorted(looked_up) == sorted(ids[:4])
+    assert inbox.duplicates == 2
+    assert ids[4] not in truths.ids()
+
+
+async def test_encrypted_webhooks_are_opened_with_the_key() -> None:
+    truths = Truths()
+    async with posted_to_by_the_emulator(
+        lambda emu: app_for(emu, truths, inbox={"key": emu.api_key}, secure_transmission=True),
+        submissions=300,
+        seed=5,
+        secure_transmission=True,
+    ) as (emu, receiver):
+        sid = emu.dataset.ids[0]
+        emu.update(sid, memo={"text": "sealed"})
+        await emu.webhooks_idle()
+        await receiver.inbox.join()
+        (webhook,) = emu.webhooks_sent
+        # A plain body is not what this project sends: refused, as a forged one would be.
+        plain = await receiver.post(updated(sid, second=1))
+    assert webhook.body.startswith(b'{"data":')
+    assert (webhook.outcome, webhook.status) == ("delivered", 202)
+    assert truths.ids() == [sid]
+    assert truths.got[0].raw is not None
+    assert msgspec.json.decode(truths.got[0].raw)["memo"]["text"] == "sealed"
+    assert plain[0] == 400
+    assert "not encrypted" in plain[1]["detail"]
+
+
 # -- the mirror variant -------------------------------------------------------------------------
 
 
@@ -364,26 +507,30 @@ def duckdb_target(tmp_path: Path) -> Target:
     return make_target("duckdb", tmp_path, None)
 
 
-async def test_the_mirror_variant_refreshes_the_submissions_webhooks_point_at(
+async def test_the_mirror_variant_refreshes_what_the_emulators_webhooks_point_at(
     duckdb_target: Target,
 ) -> None:
-    async with mirror_emulator() as emu:
+    def mirror_app(emu: ArgosEmulator) -> FastAPI:
+        return create_mirror_app(duckdb_target.pipeline(), source_arguments(emu))
+
+    async with posted_to_by_the_emulator(
+        mirror_app, submissions=300, seed=11, start=START, days=DAYS
+    ) as (emu, receiver):
         await run_mirror(duckdb_target, emu)
         changed, gone = emu.dataset.ids[-2:]
+        emu.reset_stats()
         emu.update(changed, aml={"currentstatus": "Red Flag", "risk_level_summary": "High"})
         emu.delete(gone)
-        emu.reset_stats()
-        pipeline = duckdb_target.pipeline()
-        app = create_mirror_app(pipeline, source_arguments(emu))
-        async with receiving(app) as receiver:
-            for i, sid in enumerate((changed, gone)):
-                assert (await receiver.post(updated(sid, second=i)))[0] == 202
-            await receiver.inbox.join()
+        new = emu.create(email="new.applicant@example.com")["submission_id"]
+        await emu.webhooks_idle()
+        await receiver.inbox.join()
         rows = duckdb_target.rows()
-        assert sorted(lookups(emu)) == sorted([changed, gone])
+        assert sorted(lookups(emu)) == sorted([changed, gone, new])
         assert [r for r in emu.requests if "start_date" in r.query] == []
+        assert [w.status for w in emu.webhooks_sent] == [202] * 3
     assert rows[changed]["aml_status"] == "Red Flag"
     assert rows[gone]["deleted"] is True
+    assert rows[new]["kyc_result"] == "incomplete"
 
 
 async def test_the_mirror_variant_runs_the_schedule_and_the_refreshes_one_at_a_time(

@@ -80,6 +80,9 @@ class WebhookInbox:
       exponential delay with full jitter), reset by a delivery that succeeds.
     - ``close_timeout``: seconds the exit spends delivering what is pending.
     - ``sleep``: how the backoff waits (``asyncio.sleep``); tests pass their own.
+    - ``key``: for a project with secure transmission on, the key its webhooks are encrypted
+      with (the API key, or the project's secret key): bodies are opened with it, as
+      ``parse(body, key=key)`` does. Kept out of every repr and message.
 
     Counters, as attributes: ``accepted`` (events that added an id or found it pending),
     ``duplicates`` (deliveries seen before), ``ignored`` (events without a usable submission
@@ -102,6 +105,7 @@ class WebhookInbox:
         backoff_max: float = 60.0,
         close_timeout: float = 10.0,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        key: str | None = None,
     ) -> None:
         if not callable(deliver):
             raise TypeError(f"deliver must be an async callable, got {type(deliver).__name__}")
@@ -114,6 +118,7 @@ class WebhookInbox:
         self._backoff_max = checks.check_seconds("backoff_max", backoff_max)
         self._close_timeout = checks.check_seconds("close_timeout", close_timeout)
         self._sleep = sleep
+        self._key = checks.check_optional_text("key", key)
         self._pending: dict[str, None] = {}  # a set that keeps arrival order
         self._delivering: tuple[str, ...] = ()
         self._seen: OrderedDict[bytes, None] = OrderedDict()
@@ -153,7 +158,8 @@ class WebhookInbox:
         An event about a submission whose delivery is under way adds it again: the lookup
         may have been answered before the change it reports.
 
-        Raises ``WebhookDecodeError`` for a body ``parse`` refuses (answer 400),
+        Raises ``WebhookDecodeError`` for a body ``parse`` refuses (answer 400; with a
+        ``key``, a body that does not decrypt with it too),
         ``InboxFullError`` when ``max_pending`` ids already wait (answer 503: nothing was
         kept, a later delivery of the same event is accepted), ``RuntimeError`` once the
         inbox has closed or when called from another thread than the inbox's loop.
@@ -161,15 +167,18 @@ class WebhookInbox:
         if self._closed:
             raise RuntimeError("the webhook inbox is closed")
         self._check_thread()
-        event = event_or_body if isinstance(event_or_body, WebhookEvent) else parse(event_or_body)
+        if isinstance(event_or_body, WebhookEvent):
+            event = event_or_body
+        else:
+            event = parse(event_or_body, key=self._key)
         sid = event.submission_id
         if not _usable(sid):
             self.ignored += 1
             return False
         assert sid is not None
-        key = _delivery_key(event, sid)
-        if key in self._seen:
-            self._seen.move_to_end(key)
+        seen = _delivery_key(event, sid)
+        if seen in self._seen:
+            self._seen.move_to_end(seen)
             self.duplicates += 1
             return False
         if sid not in self._pending:
@@ -179,7 +188,7 @@ class WebhookInbox:
             self._idle.clear()
             self._wake.set()
         if self._remember:
-            self._seen[key] = None
+            self._seen[seen] = None
             if len(self._seen) > self._remember:
                 self._seen.popitem(last=False)
         self.accepted += 1
