@@ -348,9 +348,16 @@ class ArgosClient:
         moment you stop.
         """
         return self._listing(
-            _decoded_page, email, userid, start_date, end_date, request_type, page_size,
-            max_items, cursor,
-        )  # fmt: skip
+            _decoded_page,
+            email=email,
+            userid=userid,
+            start_date=start_date,
+            end_date=end_date,
+            request_type=request_type,
+            page_size=page_size,
+            max_items=max_items,
+            cursor=cursor,
+        )
 
     def iter_raw_pages(
         self,
@@ -372,13 +379,21 @@ class ArgosClient:
         Its cursors and :meth:`iter_pages`' are interchangeable.
         """
         return self._listing(
-            _raw_page, email, userid, start_date, end_date, request_type, page_size,
-            max_items, cursor,
-        )  # fmt: skip
+            _raw_page,
+            email=email,
+            userid=userid,
+            start_date=start_date,
+            end_date=end_date,
+            request_type=request_type,
+            page_size=page_size,
+            max_items=max_items,
+            cursor=cursor,
+        )
 
     def _listing(
         self,
         build: _BuildPage[P],
+        *,
         email: str | None,
         userid: str | None,
         start_date: DateArg,
