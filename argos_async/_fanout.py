@@ -74,6 +74,14 @@ class BatchResult(msgspec.Struct, Generic[V], frozen=True):
         outcome = f"error={self.error!r}" if self.error is not None else "ok"
         return f"BatchResult(key={mask_text(str(self.key))!r}, {outcome})"
 
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        # What pretty-printers (rich, IPython) show in place of msgspec's field-by-field
+        # default: the same masked view as repr.
+        shown: list[tuple[str, Any]] = [("key", mask_text(str(self.key)))]
+        if self.error is not None:
+            shown.append(("error", self.error))
+        return shown
+
 
 class _Plan(msgspec.Struct, Generic[V], frozen=True):
     """What a batch runs: its input, its lookup and how results come back."""

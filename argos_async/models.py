@@ -397,6 +397,10 @@ class Page(msgspec.Struct, kw_only=True, gc=False):
     def __repr__(self) -> str:
         return f"Page(items=<{len(self.items)} submissions>, cursor={self.cursor!r})"
 
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        # As repr: a page of personal data is not printed item by item.
+        return [("items", f"<{len(self.items)} submissions>"), ("cursor", self.cursor)]
+
     @property
     def raw_items(self) -> list[msgspec.Raw]:
         """Each item's JSON exactly as the server sent it, in the order of ``items``.
@@ -427,6 +431,9 @@ class RawPage(msgspec.Struct, kw_only=True, gc=False):
 
     def __repr__(self) -> str:
         return f"RawPage(items=<{len(self.items)} raw items>, cursor={self.cursor!r})"
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return [("items", f"<{len(self.items)} raw items>"), ("cursor", self.cursor)]
 
 
 class _RawEnvelope(msgspec.Struct, gc=False):

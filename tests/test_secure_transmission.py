@@ -491,3 +491,44 @@ def test_serve_speaks_the_encrypted_mode(tmp_path: Path, by_file: bool) -> None:
                 return [s.submission_id async for s in argos.iter_submissions()]
 
         assert sorted(anyio.run(listing)) == sorted(Dataset.generate(40, 7).ids)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (("--secure-transmission",), "--secure-transmission needs the 'cryptography' package"),
+        (("--secret-key-file", "KEYFILE"), "--secret-key-file needs the 'cryptography' package"),
+    ],
+)
+def test_serve_without_cryptography_is_a_usage_error(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    flags: tuple[str, ...],
+    message: str,
+) -> None:
+    from argos_async.testing.__main__ import main as serve_main
+
+    key_file = tmp_path / "secret"
+    key_file.write_text(SECRET)
+    monkeypatch.setitem(sys.modules, "cryptography", None)  # as if it were not installed
+    with pytest.raises(SystemExit) as stopped:
+        serve_main(["serve", *(str(key_file) if f == "KEYFILE" else f for f in flags)])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+    assert SECRET not in err
+
+
+def test_serve_refuses_a_secret_key_file_that_is_not_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from argos_async.testing.__main__ import main as serve_main
+
+    key_file = tmp_path / "secret"
+    key_file.write_bytes(b"\xff\xfe not utf-8")
+    with pytest.raises(SystemExit) as stopped:
+        serve_main(["serve", "--secret-key-file", str(key_file)])
+    assert stopped.value.code == 2
+    assert "--secret-key-file: the file is not UTF-8 text" in capsys.readouterr().err

@@ -46,7 +46,7 @@ SecureMode = Literal["ecb"]
 """The modes the client speaks: only the provider's current one."""
 
 
-class SecureTransmission(msgspec.Struct, frozen=True):
+class SecureTransmission:
     """How a project's secure transmission is keyed: ``ArgosClient(secure_transmission=...)``.
 
     ``SecureTransmission()`` keys it with the client's API key (what ``True`` means);
@@ -54,29 +54,48 @@ class SecureTransmission(msgspec.Struct, frozen=True):
     in its dashboard instead. ``mode`` is ``"ecb"``, the provider's method since 2024-08-01:
     AES-256-ECB under ``sha256(key).digest()``, with PKCS#7 padding and base64 text (those two
     are inferred, not documented). ``"gcm"`` is refused until the provider documents its
-    format, and ``"cbc"`` was retired on 2024-08-01. The ``repr`` never shows the key.
+    format, and ``"cbc"`` was retired on 2024-08-01.
+
+    Immutable, compared by value. A plain class on purpose, not a Struct or a dataclass: no
+    ``repr``, pretty-printer or encoder can show or serialise the key.
     """
 
-    secret_key: str | None = None
-    """The project's dedicated secret key, or ``None`` to use the API key."""
+    __slots__ = ("_mode", "_secret_key")
 
-    mode: SecureMode = "ecb"
-    """The cipher mode; only ``"ecb"``."""
-
-    def __post_init__(self) -> None:
-        if self.secret_key is not None:
-            if not isinstance(self.secret_key, str):
-                raise TypeError(f"secret_key must be a str, got {type(self.secret_key).__name__}")
-            if not self.secret_key.strip():
+    def __init__(self, secret_key: str | None = None, mode: SecureMode = "ecb") -> None:
+        if secret_key is not None:
+            if not isinstance(secret_key, str):
+                raise TypeError(f"secret_key must be a str, got {type(secret_key).__name__}")
+            if not secret_key.strip():
                 raise ValueError("secret_key must not be empty")
-            if self.secret_key != self.secret_key.strip():
+            if secret_key != secret_key.strip():
                 # Most often a newline read from a file with the key.
                 raise ValueError("secret_key starts or ends with a space")
-        _check_mode(self.mode)
+        _check_mode(mode)
+        self._secret_key = secret_key
+        self._mode: SecureMode = mode
+
+    @property
+    def secret_key(self) -> str | None:
+        """The project's dedicated secret key, or ``None`` to use the API key."""
+        return self._secret_key
+
+    @property
+    def mode(self) -> SecureMode:
+        """The cipher mode; only ``"ecb"``."""
+        return self._mode
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SecureTransmission):
+            return NotImplemented
+        return (self._secret_key, self._mode) == (other._secret_key, other._mode)
+
+    def __hash__(self) -> int:
+        return hash((SecureTransmission, self._secret_key, self._mode))
 
     def __repr__(self) -> str:
-        source = "api key" if self.secret_key is None else "secret key"
-        return f"SecureTransmission(mode={self.mode!r}, key={source})"
+        source = "api key" if self._secret_key is None else "secret key"
+        return f"SecureTransmission(mode={self._mode!r}, key={source})"
 
 
 def _check_mode(mode: object) -> None:

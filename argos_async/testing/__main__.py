@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import signal
 import sys
 from collections.abc import Sequence
@@ -263,8 +264,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 secret_key = file.read().strip()
         except OSError as exc:
             parser.error(f"--secret-key-file: cannot read it: {exc.strerror}")
+        except UnicodeDecodeError:
+            parser.error("--secret-key-file: the file is not UTF-8 text")
         if not secret_key:
             parser.error("--secret-key-file: the file is empty")
+    if (args.secure_transmission or secret_key) and importlib.util.find_spec("cryptography") is None:
+        option = "--secret-key-file" if secret_key else "--secure-transmission"
+        parser.error(
+            f"{option} needs the 'cryptography' package: pip install -e '.[secure]' in a clone"
+        )
     try:
         webhook_target(args.webhook_url)
     except ValueError as exc:
