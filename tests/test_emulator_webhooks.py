@@ -330,8 +330,10 @@ async def test_close_with_deliveries_pending_leaves_nothing_running() -> None:
         (WebhookFaults(reorder={1}), [2, 1, 3], {1: ("reorder",)}),
         # Nothing comes after the last event to overtake it: it goes out alone.
         (WebhookFaults(reorder={3}), [1, 2, 3], {}),
+        # A dropped event overtakes nothing: the held one waits for the next that goes out.
+        (WebhookFaults(reorder={1}, drop={2}), [3, 1], {1: ("reorder",), 2: ("drop",)}),
     ],
-    ids=["drop", "duplicate", "reorder", "reorder-last"],
+    ids=["drop", "duplicate", "reorder", "reorder-last", "reorder-past-a-drop"],
 )
 async def test_a_fault_by_event_number(
     faults: WebhookFaults, arrival: list[int], faulted: dict[int, tuple[str, ...]]

@@ -363,8 +363,8 @@ class ArgosEmulator:
 
     async def webhooks_idle(self, timeout: float | None = 30.0) -> None:
         """Waits until every webhook queued so far is delivered or given up (an event a
-        `reorder` fault holds back goes out at once), so a test needs no sleep; TimeoutError
-        after `timeout` seconds. Returns at once without `webhook_url`."""
+        `reorder` fault holds back goes out at once), so a test needs no sleep;
+        `asyncio.TimeoutError` after `timeout` seconds. Returns at once without `webhook_url`."""
         await self._webhooks.idle(timeout)
 
     def encrypt_body(self, body: bytes) -> bytes:

@@ -197,7 +197,7 @@ class WebhookSender:
 
     async def idle(self, timeout: float | None = 30.0) -> None:
         """Returns once every queued event is delivered or given up (a held-back event goes
-        out at once); TimeoutError after `timeout` seconds."""
+        out at once); `asyncio.TimeoutError` after `timeout` seconds."""
         if self._task is None:
             return
         self._flushing += 1
@@ -223,7 +223,9 @@ class WebhookSender:
                 if "reorder" in event.faults:
                     event.faults.remove("reorder")  # one event is held back at a time
                 await self._deliver(event)
-                if held is not None:
+                if held is not None and "drop" not in event.faults:
+                    # Only an event that went out overtakes the held one: after a dropped one
+                    # it waits on, for the next or until its hold ends.
                     earlier, held = held, None
                     await self._deliver(earlier)
                 continue
