@@ -268,7 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("--secret-key-file: the file is not UTF-8 text")
         if not secret_key:
             parser.error("--secret-key-file: the file is empty")
-    if (args.secure_transmission or secret_key) and importlib.util.find_spec("cryptography") is None:
+    secure = args.secure_transmission or secret_key
+    if secure and importlib.util.find_spec("cryptography") is None:
         option = "--secret-key-file" if secret_key else "--secure-transmission"
         parser.error(
             f"{option} needs the 'cryptography' package: pip install -e '.[secure]' in a clone"
