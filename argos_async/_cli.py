@@ -224,7 +224,7 @@ def _check_arguments(args: argparse.Namespace) -> BackfillPlan:
     """Fails on bad arguments before a demo's emulator starts or any file is touched."""
     if args.resume and args.overwrite:
         raise Usage("--resume and --overwrite exclude each other")
-    secure_transmission(args)
+    args.secure = secure_transmission(args)  # checked once, here; the export reads it
     if args.demo:
         if args.demo_submissions < 1:
             raise Usage("--demo-submissions must be at least 1")
@@ -261,7 +261,7 @@ async def _export(args: argparse.Namespace, plan: BackfillPlan) -> int:
         from .testing import ArgosEmulator, FaultPlan
 
         faults = FaultPlan.mixed(DEMO_FAULT_RATE, seed=1)
-        secure = secure_transmission(args)
+        secure = args.secure
         async with ArgosEmulator(
             submissions=args.demo_submissions,
             faults=faults,
@@ -278,7 +278,7 @@ async def _export(args: argparse.Namespace, plan: BackfillPlan) -> int:
     if key is None:
         raise Usage("set ARGOS_API_KEY or pass --api-key-file, or pass --demo to try the emulator")
     client = ArgosClient(
-        api_key=key, base_url=base_url(args), secure_transmission=secure_transmission(args) or False
+        api_key=key, base_url=base_url(args), secure_transmission=args.secure or False
     )
     return await _run_export(client, plan, args)
 
