@@ -72,8 +72,9 @@ Against the API: ``ARGOS_API_KEY=<your key> uvicorn --factory examples.fastapi_a
 ``ARGOS_API_KEY`` is required (without it the startup fails); ``ARGOS_BASE_URL`` is optional
 (default: the API's current host, :data:`argos_async.DEFAULT_BASE_URL`). Run uvicorn from the
 clone's root: ``examples`` is not part of the installed package, uvicorn imports it from the
-current directory. uvicorn's access log prints each request's path, user ids included; this
-module's own log lines mask them (add ``--no-access-log`` where that matters). FastAPI is
+current directory. uvicorn's access log prints each request's path: :func:`create_app` adds
+:class:`MaskedAccessLog` to it, so the user id in ``/users/{userid}/...`` shows masked, as in
+this module's own log lines. FastAPI is
 needed by this module only; ``argos_async`` itself never imports it.
 """
 
@@ -81,6 +82,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
@@ -110,9 +112,11 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span, TracerProvider
 
 __all__ = [
+    "ACCESS_LOG_FILTER",
     "DEFAULT_DEADLINE",
     "DEFAULT_RETRY_AFTER",
     "Argos",
+    "MaskedAccessLog",
     "NDJSONListing",
     "add_argos_error_handlers",
     "create_app",
@@ -132,6 +136,29 @@ DEFAULT_DEADLINE = 10.0
 may take, retries and waits included (a page's request, in a listing). A web request should get
 its 503 or 504 while its caller still waits for it, not after a minute of retries, or of the
 pause that a long ``Retry-After`` puts on the whole client."""
+
+
+class MaskedAccessLog(logging.Filter):
+    """Masks the user id in the path of uvicorn's access log lines (``uvicorn.access``):
+    ``/users/{userid}/submissions`` names a person, and the access log prints every path.
+    Made to match how the client masks ids (the first character, then ``***``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # uvicorn logs '%s - "%s %s HTTP/%s" %d' with (client, method, path, version, status).
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            record.args = (*args[:2], _USER_IN_PATH.sub(_masked_user, args[2]), *args[3:])
+        return True
+
+
+ACCESS_LOG_FILTER = MaskedAccessLog()
+""":func:`create_app` adds it to the ``uvicorn.access`` logger."""
+
+_USER_IN_PATH = re.compile(r"(/users/)([^/?#]+)")
+
+
+def _masked_user(match: re.Match[str]) -> str:
+    return f"{match.group(1)}{match.group(2)[:1]}***"
 
 
 def create_app(
@@ -174,6 +201,7 @@ def create_app(
     app = FastAPI(title="argos_async FastAPI recipe", lifespan=lifespan)
     app.include_router(router)
     add_argos_error_handlers(app)
+    logging.getLogger("uvicorn.access").addFilter(ACCESS_LOG_FILTER)  # once: a set of filters
     if otel:
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 

@@ -543,3 +543,23 @@ def test_importing_argos_async_does_not_import_fastapi() -> None:
     code = "import argos_async, argos_async.testing, sys; assert 'fastapi' not in sys.modules"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
     assert done.returncode == 0, done.stderr.decode()
+
+
+def test_the_access_log_shows_user_ids_masked() -> None:
+    create_app(api_key="k", base_url="http://127.0.0.1:9")  # installs the filter
+    access = logging.getLogger("uvicorn.access")
+    record = access.makeRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/users/qa_runner_1/submissions?page_size=100", "1.1", 200),
+        None,
+    )  # fmt: skip
+    assert access.filter(record)
+    line = record.getMessage()
+    assert "qa_runner_1" not in line
+    assert '"GET /users/q***/submissions?page_size=100 HTTP/1.1" 200' in line
+    other = access.makeRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/submissions/abc123", "1.1", 404), None,
+    )  # fmt: skip
+    assert access.filter(other)
+    assert "/submissions/abc123" in other.getMessage()
