@@ -1,14 +1,21 @@
 """``mirror(pipeline, refresh_ids=[...])``: a run that looks up exactly those submissions (what
 a webhook receiver runs), writes only what changed, marks deleted what the API no longer has,
-and leaves the schedule's state as it was; into DuckDB, and once into PostgreSQL."""
+and leaves the schedule's state as it was; into DuckDB, and once into PostgreSQL. Its ids come
+from unsigned webhooks: one the API refuses, or one whose lookup fails, costs the others
+nothing."""
 
 from __future__ import annotations
 
+import functools
+import logging
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import pytest
+from aiohttp import web
 from mirror_support import (
     START,
     TODAY,
@@ -17,12 +24,17 @@ from mirror_support import (
     emulator,
     make_target,
     run_mirror,
+    source_arguments,
 )
 from pg import PostgresServer
+from support import FAST
 
-from argos_async.testing import ArgosEmulator, FaultPlan, Status
+from argos_async.dlt import argos_source
+from argos_async.testing import ArgosEmulator, Fault, FaultContext, FaultPlan, Status
 
 pytestmark = pytest.mark.anyio
+
+PATH = "/v3/submission"
 
 LAG = 3
 EARLIER = TODAY - timedelta(days=6)
@@ -40,6 +52,21 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
 @pytest.fixture
 def duckdb_target(tmp_path: Path) -> Target:
     return make_target("duckdb", tmp_path, None)
+
+
+@dataclass(frozen=True, repr=False)
+class ForId(Fault):
+    """Answers every lookup of ``submission_id`` as ``answer`` does; ``hits`` counts them."""
+
+    submission_id: str = ""
+    answer: Fault = field(default_factory=lambda: Status(500))
+    hits: list[str] = field(default_factory=list)
+
+    async def respond(self, request: web.Request, ctx: FaultContext) -> web.StreamResponse | None:
+        if ctx.query.get("submission_id") != self.submission_id:
+            return None
+        self.hits.append(self.submission_id)
+        return await self.answer.respond(request, ctx)
 
 
 def _created(item: dict[str, Any]) -> date:
@@ -122,7 +149,11 @@ async def test_a_refresh_writes_exactly_the_submissions_that_changed(target: Tar
     assert {sid: after[sid] for sid in untouched} == {sid: before[sid] for sid in untouched}
     assert set(after) == set(before) | {unheld}
     assert "nosuchsubmission" not in after
-    assert result.rows == len(before) + 1
+    # The table was not counted: the rows are those of the refreshed submissions it holds
+    # (not "nosuchsubmission"), one of them marked deleted.
+    assert len(after) == len(before) + 1 > 4
+    assert (result.rows, result.deleted_rows) == (4, 1)
+    assert (result.refresh_failed, result.refresh_error) == ((), None)
     # The schedule's state, byte for byte.
     assert state is not None
     assert _state(target) == state
@@ -194,7 +225,74 @@ async def test_a_refresh_changes_nothing_the_table_already_says(duckdb_target: T
         assert duckdb_target.rows() == before
 
 
-async def test_a_refresh_that_fails_leaves_the_table_and_the_state_as_they_were(
+async def test_an_id_the_api_refuses_is_skipped_and_the_others_are_written(
+    duckdb_target: Target, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="argos_async.dlt")
+    forged = "forged-submission-id"
+    async with emulator() as emu:
+        await run_mirror(duckdb_target, emu)
+        before, state = duckdb_target.rows(), _state(duckdb_target)
+        changed = emu.dataset.ids[-1]
+        emu.update(changed, aml={"currentstatus": "Red Flag", "risk_level_summary": "High"})
+        refuse = ForId(path=PATH, submission_id=forged, answer=Status(400))
+        emu.faults = FaultPlan([refuse])
+        result = await run_mirror(duckdb_target, emu, refresh_ids=[changed, forged])
+        after = duckdb_target.rows()
+    assert after[changed]["aml_status"] == "Red Flag"
+    assert forged not in after
+    assert {s: r for s, r in after.items() if s != changed} == {
+        s: r for s, r in before.items() if s != changed
+    }
+    # Dropped, not reported for another try: no lookup of it can succeed.
+    assert (result.changed, result.new, result.looked_up) == (1, 0, 2)
+    assert (result.refresh_failed, result.refresh_error) == ((), None)
+    assert refuse.hits == [forged]  # asked once: a 400 is not retried either
+    assert "mirror refresh: submission f*** skipped: the API refuses it" in caplog.text
+    assert forged not in caplog.text
+    assert _state(duckdb_target) == state
+
+
+async def test_an_id_failing_past_the_retries_is_reported_and_the_others_are_written(
+    duckdb_target: Target,
+) -> None:
+    async with emulator() as emu:
+        await run_mirror(duckdb_target, emu)
+        before, state = duckdb_target.rows(), _state(duckdb_target)
+        changed, failing, gone = emu.dataset.ids[-3:]
+        for sid in (changed, failing):
+            emu.update(sid, aml={"currentstatus": "Red Flag", "risk_level_summary": "High"})
+        emu.delete(gone)
+        failure = ForId(path=PATH, submission_id=failing, answer=Status(500))
+        emu.faults = FaultPlan([failure])
+        options = {**FAST, "max_retries": 1}
+        result = await run_mirror(
+            duckdb_target, emu, refresh_ids=[changed, failing, gone], client_options=options
+        )
+        after = duckdb_target.rows()
+        assert failure.hits == [failing] * 2  # the client's retry was spent on it
+        assert not duckdb_target.pipeline().has_pending_data
+        # Tried again on its own once the API answers, it is written too.
+        emu.faults = FaultPlan([])
+        again = await run_mirror(duckdb_target, emu, refresh_ids=list(result.refresh_failed))
+        last = duckdb_target.rows()
+    assert result.refresh_failed == (failing,)
+    assert result.refresh_error is not None
+    assert result.refresh_error.startswith("ServerError: ")
+    assert "500" in result.refresh_error
+    assert failing not in result.refresh_error
+    # The others were loaded; the failing one is as it was.
+    assert (result.changed, result.deleted, result.looked_up, result.loads) == (1, 1, 3, 1)
+    assert after[changed]["aml_status"] == "Red Flag"
+    assert after[gone]["deleted"] is True
+    assert after[failing] == before[failing]
+    assert (result.rows, result.deleted_rows) == (3, 1)
+    assert _state(duckdb_target) == state
+    assert (again.changed, again.refresh_failed) == (1, ())
+    assert last[failing]["aml_status"] == "Red Flag"
+
+
+async def test_a_refresh_whose_lookups_all_fail_writes_nothing_and_the_source_alone_raises(
     duckdb_target: Target,
 ) -> None:
     async with emulator() as emu:
@@ -202,14 +300,18 @@ async def test_a_refresh_that_fails_leaves_the_table_and_the_state_as_they_were(
         before, state = duckdb_target.rows(), _state(duckdb_target)
         sid = emu.dataset.ids[0]
         emu.update(sid, kyc={"result": "rejected"})
-        emu.faults = FaultPlan([Status(500, path="/v3/submission")])
+        emu.faults = FaultPlan([Status(500, path=PATH)])
+        no_retries = {**FAST, "max_retries": 0}
+        result = await run_mirror(duckdb_target, emu, refresh_ids=[sid], client_options=no_retries)
+        assert (result.refresh_failed, result.changed, result.rows) == ((sid,), 0, 1)
+        assert duckdb_target.rows() == before
+        assert _state(duckdb_target) == state
+        assert not duckdb_target.pipeline().has_pending_data
+        # The source run on its own has nobody to report to: it fails, and loads nothing.
+        arguments = source_arguments(emu, refresh_ids=[sid], client_options=no_retries)
+        job = functools.partial(duckdb_target.pipeline().run, argos_source(**arguments))
         with pytest.raises(Exception, match="500 Internal server error") as failure:
-            await run_mirror(
-                duckdb_target,
-                emu,
-                refresh_ids=[sid],
-                client_options={"max_retries": 0},
-            )
+            await anyio.to_thread.run_sync(job)
         assert "PipelineStepFailed" in type(failure.value).__name__
         assert duckdb_target.rows() == before
         assert _state(duckdb_target) == state

@@ -43,6 +43,12 @@ fields than a listing's: a scheduled run that lists its day again writes the lis
 back once. One run at a time per pipeline (dlt pipelines are not thread-safe): the refreshes
 and the scheduled runs of a process share one lock (``examples/webhook_receiver.py``).
 
+Webhooks are not signed, so a refresh's ids may be anything, and one must not cost the others:
+an id the API refuses (400) is skipped with a warning; those whose lookup fails otherwise
+(after the client's retries) come back in ``MirrorResult.refresh_failed`` while the rows of
+the others are loaded (the receiver retries just those). A refresh does not count the table:
+its ``rows`` and ``deleted_rows`` are those of the refreshed submissions.
+
 The source reads its table back (what it holds for the listed days, which submissions are
 open), so it needs a destination with SQL: DuckDB and PostgreSQL are the tested ones.
 """

@@ -5,7 +5,9 @@ wants around it: it first loads what a killed run left behind (dlt's own ``run``
 that and return without extracting), runs the source as often as ``days_per_run`` needs to
 reach today, and counts the table's rows at the end. With ``refresh_ids`` it runs the source
 once as a refresh of those submissions (what a webhook receiver calls, see the package
-documentation).
+documentation); that counts no table (a full count under the receiver's lock, for every batch
+of webhooks, would cost more than the refresh), and reports the ids whose lookup failed
+instead of failing the others with them.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from typing import Any, Final
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from dlt.pipeline.pipeline import Pipeline
 
-from ._rows import TABLE, Counts
-from ._source import CAUGHT_UP, LAST_RUN, SOURCE, _refresh_counts, argos_source
+from ._rows import TABLE
+from ._source import CAUGHT_UP, LAST_RUN, SOURCE, RefreshReport, _refresh_report, argos_source
 
 _MAX_RUNS: Final = 100_000
 
@@ -29,9 +31,11 @@ class MirrorResult:
     """What a :func:`mirror` did, and what the table holds now."""
 
     rows: int
-    """Rows in the table now, deleted ones included."""
+    """Rows in the table now, deleted ones included. After a refresh, only those of the
+    refreshed submissions (a refresh does not count the table)."""
     deleted_rows: int
-    """Rows in the table marked deleted now."""
+    """Rows in the table marked deleted now. After a refresh, only those of the refreshed
+    submissions."""
     new: int
     """Submissions written for the first time."""
     changed: int
@@ -48,6 +52,14 @@ class MirrorResult:
     """True when a killed run had left a package that this one loaded first."""
     seconds: float
     """Wall time of the whole job."""
+    refresh_failed: tuple[str, ...] = ()
+    """The submissions of a refresh whose lookup failed (after the client's retries): not
+    written, to be refreshed again (a webhook receiver retries just these). An id the API
+    refuses with a 400 is not among them: no lookup of it can succeed, so it is skipped with
+    a warning. Always empty after a scheduled run, which raises instead."""
+    refresh_error: str | None = None
+    """What the first of ``refresh_failed`` failed with (``ServerError: ...``, the refreshed
+    ids masked in it); None when none failed."""
 
 
 def mirror(
@@ -58,7 +70,10 @@ def mirror(
 
     With ``refresh_ids=[...]`` among them it runs one refresh of exactly those submissions
     instead (looked up, changed ones written, gone ones marked deleted, the schedule's state
-    untouched); an empty list runs nothing but the pending load.
+    untouched); an empty list runs nothing but the pending load. One id does not fail the
+    others: an id the API refuses (400) is skipped with a warning, and the ids whose lookup
+    failed otherwise are returned in ``refresh_failed`` while the rows of the others are
+    loaded. ``rows`` and ``deleted_rows`` then count the refreshed submissions only.
 
     A pipeline is not thread-safe: run one ``mirror`` at a time per pipeline (a lock around
     the refreshes and the scheduled runs of one process).
@@ -76,17 +91,23 @@ def mirror(
         info = pipeline.run()
         loads += 0 if info is None else len(info.loads_ids)
     totals = dict.fromkeys(("new", "changed", "deleted", "listed", "looked_up"), 0)
+    report: RefreshReport | None = None
     if source_arguments.get("refresh_ids") is not None:
-        loads += _refresh(pipeline, loader_file_format, source_arguments, totals)
+        report = RefreshReport()
+        loads += _refresh(pipeline, loader_file_format, source_arguments, report)
+        totals.update(report.counts.as_dict())
+        rows, deleted_rows = report.held, report.held_deleted
     else:
         loads += _catch_up(pipeline, loader_file_format, source_arguments, totals)
-    rows, deleted_rows = table_counts(pipeline)
+        rows, deleted_rows = table_counts(pipeline)
     return MirrorResult(
         rows=rows,
         deleted_rows=deleted_rows,
         loads=loads,
         resumed=resumed,
         seconds=time.perf_counter() - started,
+        refresh_failed=() if report is None else tuple(report.failed),
+        refresh_error=None if report is None else report.error,
         **totals,
     )
 
@@ -115,23 +136,21 @@ def _refresh(
     pipeline: Pipeline,
     loader_file_format: Any,
     source_arguments: dict[str, Any],
-    totals: dict[str, int],
+    report: RefreshReport,
 ) -> int:
-    """One refresh run of ``source_arguments["refresh_ids"]``; the loads it made."""
+    """One refresh run of ``source_arguments["refresh_ids"]``, reporting into ``report``;
+    the loads it made."""
     ids = source_arguments["refresh_ids"]
     if isinstance(ids, Iterable) and not isinstance(ids, (str, bytes)):
         ids = source_arguments["refresh_ids"] = tuple(ids)  # read once, even a generator
     source = argos_source(**source_arguments)  # checks the ids, whatever runs
     if not ids:
         return 0
-    counts = Counts()
-    token = _refresh_counts.set(counts)
+    token = _refresh_report.set(report)
     try:
         info = pipeline.run(source, loader_file_format=loader_file_format)
     finally:
-        _refresh_counts.reset(token)
-    for name, count in counts.as_dict().items():
-        totals[name] += count
+        _refresh_report.reset(token)
     return len(info.loads_ids)
 
 

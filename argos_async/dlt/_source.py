@@ -23,7 +23,15 @@ table holds for them, looks them up, writes the ones that changed or that the ta
 hold, and marks deleted the held ones the API no longer has. It leaves the state alone (not
 even its counts: a state that changes is a state row more in the destination per refresh,
 and a service refreshes every few seconds), so the schedule goes on as if it had not run;
-``mirror`` reads its counts through ``_refresh_counts`` instead.
+``mirror`` reads what it did through ``_refresh_report`` instead.
+
+A refresh's ids come from webhooks, which nobody signs: one id must not cost the others.
+An id the API refuses (400: no lookup of it can ever succeed) is skipped with a warning. One
+whose lookup fails otherwise (after the client's retries) is, under ``mirror``, left out and
+reported (``MirrorResult.refresh_failed``) while the rows of the others are written; run on
+its own the source has nobody to report to, so it raises, as a scheduled run does, and that
+run loads nothing. A scheduled run raises on either: its ids are the table's own, and its
+state must not move past a lookup that failed.
 """
 
 from __future__ import annotations
@@ -46,7 +54,8 @@ from dlt.extract.resource import DltResource
 
 from .._client import ArgosClient
 from .._protocol import checks
-from ..errors import NotFoundError
+from .._protocol.masking import mask_id, mask_text
+from ..errors import BadRequestError, NotFoundError
 from ._rows import (
     COLUMN_HINTS,
     TABLE,
@@ -70,9 +79,27 @@ LAST_RUN = "last_run"
 RUNS = "runs"
 CAUGHT_UP = "caught_up"
 
-_refresh_counts: ContextVar[Counts | None] = ContextVar("argos_refresh_counts", default=None)
-"""Where a refresh run adds its counts, when ``mirror`` runs it: dlt iterates the resource
-in the thread that calls ``pipeline.run``, so ``mirror`` sets it around that call."""
+
+@dataclass
+class RefreshReport:
+    """What a refresh run did, for ``mirror``: its counts, the ids it could not look up,
+    and how many of its ids the table holds after it (so ``mirror`` need not count the
+    whole table)."""
+
+    counts: Counts = field(default_factory=Counts)
+    failed: list[str] = field(default_factory=list)
+    """Ids whose lookup failed (not a 400): not written, to be refreshed again."""
+    error: str | None = None
+    """The first of those failures, ``Type: message``, the run's ids masked in it."""
+    held: int = 0
+    """Of the run's ids, those the table holds once the run is loaded."""
+    held_deleted: int = 0
+    """Of those, the ones marked deleted."""
+
+
+_refresh_report: ContextVar[RefreshReport | None] = ContextVar("argos_refresh_report", default=None)
+"""Where a refresh run reports, when ``mirror`` runs it: dlt iterates the resource in the
+thread that calls ``pipeline.run``, so ``mirror`` sets it around that call."""
 
 _HINTS = cast(
     TTableSchemaColumns,
@@ -97,6 +124,18 @@ class _Config:
 
     def client(self) -> ArgosClient:
         return ArgosClient(api_key=self.api_key, base_url=self.base_url, **self.client_options)
+
+
+@dataclass
+class _Refreshing:
+    """A refresh run's lookups as they come: the ids found, and those that failed."""
+
+    ids: tuple[str, ...]
+    report: bool
+    """True when a ``RefreshReport`` takes the failures; False: the first one raises."""
+    found: set[str] = field(default_factory=set)
+    failed: list[str] = field(default_factory=list)
+    first: Exception | None = None
 
 
 @dataclass
@@ -150,7 +189,9 @@ def argos_source(
     - ``refresh_ids``: make this a refresh run of exactly these submissions (a webhook
       receiver's, see the package documentation): look them up by id, write those that
       changed or that the table does not hold yet, mark deleted the held ones the API no
-      longer has; nothing is listed and the schedule's state is left as it was. The other
+      longer has; nothing is listed and the schedule's state is left as it was. An id the
+      API refuses (400) is skipped with a warning; any other failed lookup fails the run
+      (``mirror`` instead loads the others and reports it in ``refresh_failed``). The other
       arguments still apply (``start_date`` is required but unused).
 
     Arguments are checked here: a bad one raises ``TypeError`` or ``ValueError`` naming it.
@@ -258,13 +299,15 @@ def _mirror_run(config: _Config) -> Iterator[pa.Table]:
 def _refresh_run(config: _Config, ids: tuple[str, ...]) -> Iterator[pa.Table]:
     with running_table() as table:
         known = table.known_ids(ids)
+    sink = _refresh_report.get()
     counts = Counts()
     gone: list[str] = []
+    refreshing = _Refreshing(ids, report=sink is not None)
     logger.info("mirror refresh: looking up %d submissions", len(ids))
 
     async def produce(send: MemoryObjectSendStream[pa.Table]) -> None:
         async with send, config.client() as argos:
-            await _look_up(argos, config, counts, gone, ids, known, send)
+            await _look_up(argos, config, counts, gone, ids, known, send, refreshing)
 
     yield from bridged(produce)
     # Only rows the table holds can be marked; one it marks already stays as it is.
@@ -275,11 +318,39 @@ def _refresh_run(config: _Config, ids: tuple[str, ...]) -> Iterator[pa.Table]:
         counts.deleted += len(rows)
         if rows:
             yield deleted_table(rows, datetime.now(timezone.utc))
-    sink = _refresh_counts.get()
-    if sink is not None:
-        for name, count in counts.as_dict().items():
-            setattr(sink, name, getattr(sink, name) + count)
     logger.info("mirror refresh: %s", counts.as_dict())
+    if sink is not None:
+        _report(sink, refreshing, counts, known, set(gone))
+        if refreshing.failed:
+            logger.warning(
+                "mirror refresh: %d of %d submissions not refreshed, the others written: %s",
+                len(refreshing.failed),
+                len(ids),
+                sink.error,
+            )
+
+
+def _report(
+    sink: RefreshReport,
+    refreshing: _Refreshing,
+    counts: Counts,
+    known: Mapping[str, Known],
+    gone: set[str],
+) -> None:
+    for name, count in counts.as_dict().items():
+        setattr(sink.counts, name, getattr(sink.counts, name) + count)
+    sink.failed += refreshing.failed
+    if refreshing.first is not None and sink.error is None:
+        error = refreshing.first
+        sink.error = f"{type(error).__name__}: {mask_text(str(error), refreshing.ids)}"
+    # What the table holds of these ids once this run is loaded: found ones as written (or
+    # as held, the same), gone held ones marked, refused and failed ones as they were.
+    for sid in refreshing.ids:
+        if sid in refreshing.found:
+            sink.held += 1
+        elif sid in known:
+            sink.held += 1
+            sink.held_deleted += sid in gone or known[sid].deleted
 
 
 def bridged(produce: Callable[[MemoryObjectSendStream[T]], Awaitable[None]]) -> Iterator[T]:
@@ -332,9 +403,12 @@ async def _look_up(
     ids: Iterable[str],
     known: Mapping[str, Known],
     send: MemoryObjectSendStream[pa.Table],
+    refreshing: _Refreshing | None = None,
 ) -> None:
     """Looks ``ids`` up; sends the rows that differ from ``known`` (or that it lacks), and
-    adds the ids the API no longer has to ``gone``."""
+    adds the ids the API no longer has to ``gone``. A failed lookup raises, except in a
+    refresh (``refreshing``): a 400 is skipped, and, when reported, any other failure is
+    noted there and the others go on."""
     found: list[Any] = []
 
     async def flush() -> None:
@@ -348,14 +422,28 @@ async def _look_up(
     async with batch as results:
         async for result in results:
             counts.looked_up += 1
-            if result.error is None:
+            error = result.error
+            if error is None:
                 found.append(result.value)
+                if refreshing is not None:
+                    refreshing.found.add(result.key)
                 if len(found) >= config.page_size:
                     await flush()
-            elif isinstance(result.error, NotFoundError):
+            elif isinstance(error, NotFoundError):
                 gone.append(result.key)
+            elif refreshing is not None and isinstance(error, BadRequestError):
+                # No lookup of it can succeed (a forged webhook's id, say): trying it again
+                # would fail the same way, and failing the run would fail its other ids.
+                logger.warning(
+                    "mirror refresh: submission %s skipped: the API refuses it (%s)",
+                    mask_id(result.key),
+                    mask_text(str(error), [result.key]),
+                )
+            elif refreshing is not None and refreshing.report:
+                refreshing.failed.append(result.key)
+                refreshing.first = refreshing.first or error
             else:
                 # Retried already: the run stops here, its state unchanged, and the next
                 # run looks every one of them up again.
-                raise result.error
+                raise error
     await flush()
