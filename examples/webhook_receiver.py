@@ -14,7 +14,9 @@ deliveries, coalesces the submissions and, one batch at a time, fetches each thr
 - :func:`create_mirror_app` keeps the dlt mirror's table current instead
   (``mirror(pipeline, refresh_ids=ids)``, :mod:`argos_async.dlt`), and, with
   ``reconcile_every``, runs the scheduled mirror in the same process, which finds what
-  webhooks missed.
+  webhooks missed. As with ``fetch_truth``, one id does not cost the others: an id the API
+  refuses (400, a forged webhook's) is dropped with a warning, and only the ids whose lookup
+  failed are tried again, the rows of the others being written.
 
 A ``delete`` webhook becomes a deletion only once the API confirms it (the lookup finds
 nothing): a forged one costs a lookup and erases nothing. A forged flood costs lookups, at most
@@ -52,6 +54,16 @@ of :func:`create_mirror_app` share one pipeline object and one :class:`anyio.Loc
 a worker thread while holding it; the inbox already delivers one batch at a time. Run no other
 process on the same pipeline (a cron job beside the service): two writers could put an older
 state over a newer one (until the next run corrects it) and race for the pipeline's state.
+
+Stopping the mirror service waits for the run in progress. A run is ``pipeline.run`` in a
+worker thread, and nothing stops a thread from outside: a shutdown while a scheduled run holds
+the lock waits until it ends (on the first start that run is the whole first backfill, which
+can take many minutes), and a refresh in progress runs to its end, even past the inbox's
+``close_timeout``. The run is not abandoned on purpose: its thread would go on writing after
+the lock was released, beside the refreshes of the inbox's exit on the same pipeline, and
+Python waits for that thread at exit anyway. If the service cannot wait, kill it: a killed run
+is safe (the next start loads what it had extracted and goes on from the state of the last
+finished load; with ``days_per_run``, a first backfill keeps the loads it had finished).
 """
 
 from __future__ import annotations
@@ -68,7 +80,7 @@ import msgspec
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from argos_async import ArgosClient, InboxFullError, WebhookDecodeError
+from argos_async import ArgosClient, DeliveryError, InboxFullError, WebhookDecodeError
 from argos_async.webhooks import Deliver, OnTruth, SubmissionTruth, WebhookInbox, fetch_truth
 
 if TYPE_CHECKING:
@@ -163,6 +175,9 @@ def create_mirror_app(
     webhooks missed is found. None: the schedule runs elsewhere, on this same pipeline object
     and lock (``mirror_deliver``, ``reconcile_forever``); never in another process on the
     same pipeline (see the module documentation).
+
+    The shutdown waits for a run in progress, a whole scheduled run included (see the module
+    documentation).
     """
     lock = anyio.Lock()
     deliver = mirror_deliver(pipeline, lock, source_arguments)
@@ -190,14 +205,26 @@ def mirror_deliver(
     pipeline: Pipeline, lock: anyio.Lock, source_arguments: Mapping[str, Any]
 ) -> Deliver:
     """A deliver for ``WebhookInbox``: a refresh of the batch's ids in the mirror, in a
-    worker thread, holding ``lock`` (shared with the scheduled runs of ``pipeline``). A
-    refresh that fails raises, so the inbox tries the batch again."""
+    worker thread, holding ``lock`` (shared with the scheduled runs of ``pipeline``).
+
+    One id does not cost the others: an id the API refuses (400, a forged webhook's) is
+    skipped by the refresh with a warning; ids whose lookup failed otherwise are raised as a
+    ``DeliveryError`` naming only them, once the rows of the others are loaded, so the inbox
+    tries just those again. A refresh that fails as a whole (the destination, say) raises
+    what ``mirror`` raised, and the inbox tries the whole batch again."""
     from argos_async.dlt import mirror
 
     async def deliver(submission_ids: list[str]) -> None:
         job = functools.partial(mirror, pipeline, refresh_ids=submission_ids, **source_arguments)
         async with lock:
-            await anyio.to_thread.run_sync(job)
+            result = await anyio.to_thread.run_sync(job)
+        if result.refresh_failed:
+            failed = result.refresh_failed
+            raise DeliveryError(
+                failed,
+                f"{len(failed)} of {len(submission_ids)} submissions not refreshed: "
+                f"{result.refresh_error}",
+            )
 
     return deliver
 

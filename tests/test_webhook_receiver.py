@@ -71,6 +71,25 @@ class Hold(Fault):
         return None
 
 
+@dataclass(frozen=True, repr=False)
+class Fail(Fault):
+    """Answers the first ``times`` lookups of ``submission_id`` with ``status`` (every one:
+    None); ``hits`` counts those it answered."""
+
+    submission_id: str = ""
+    status: int = 500
+    times: int | None = None
+    hits: list[str] = field(default_factory=list)
+
+    async def respond(self, request: web.Request, ctx: FaultContext) -> web.StreamResponse | None:
+        if ctx.query.get("submission_id") != self.submission_id:
+            return None
+        if self.times is not None and len(self.hits) >= self.times:
+            return None
+        self.hits.append(self.submission_id)
+        return await Status(self.status).respond(request, ctx)
+
+
 class Truths:
     """The app's ``on_truth``: every truth in the order it came, and ``order``, a log of
     what happened that the test adds to as well."""
@@ -551,3 +570,63 @@ async def test_the_mirror_variant_runs_the_schedule_and_the_refreshes_one_at_a_t
     assert listing
     assert len(refresh) == 1
     assert max(r.received_at for r in listing) < refresh[0].received_at
+
+
+async def test_the_mirror_variant_drops_a_forged_id_and_refreshes_the_rest_of_its_batch(
+    duckdb_target: Target,
+) -> None:
+    forged = "forged-submission-id"
+    async with mirror_emulator() as emu:
+        await run_mirror(duckdb_target, emu)
+        real = emu.dataset.ids[-1]
+        emu.update(real, aml={"currentstatus": "Red Flag", "risk_level_summary": "High"})
+        refuse = Fail(path=PATH, submission_id=forged, status=400)
+        emu.faults = FaultPlan([refuse])
+        app = create_mirror_app(duckdb_target.pipeline(), source_arguments(emu))
+        async with receiving(app) as receiver:
+            # Accepted in one go: the two are one batch, one refresh.
+            receiver.inbox.accept(updated(real))
+            receiver.inbox.accept(updated(forged))
+            await receiver.inbox.join()
+            inbox = receiver.inbox
+        rows = duckdb_target.rows()
+        assert lookups(emu, real) == [real]
+    assert rows[real]["aml_status"] == "Red Flag"
+    assert forged not in rows
+    # Neither failed nor given up: the forged one was dropped by the refresh itself.
+    assert (inbox.delivered, inbox.failures, inbox.abandoned) == (2, 0, 0)
+    assert refuse.hits == [forged]
+
+
+async def test_the_mirror_variant_tries_again_only_the_ids_whose_refresh_failed(
+    duckdb_target: Target, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="argos_async")
+    async with mirror_emulator() as emu:
+        await run_mirror(duckdb_target, emu)
+        changed, failing = emu.dataset.ids[-2:]
+        for sid in (changed, failing):
+            emu.update(sid, aml={"currentstatus": "Red Flag", "risk_level_summary": "High"})
+        emu.reset_stats()
+        once = Fail(path=PATH, submission_id=failing, status=500, times=1)
+        emu.faults = FaultPlan([once])
+        arguments = source_arguments(emu, client_options={**FAST, "max_retries": 0})
+        app = create_mirror_app(
+            duckdb_target.pipeline(),
+            arguments,
+            inbox_options={"backoff_base": 0.001, "backoff_max": 0.01},
+        )
+        async with receiving(app) as receiver:
+            receiver.inbox.accept(updated(changed))
+            receiver.inbox.accept(updated(failing))
+            await receiver.inbox.join()
+            inbox = receiver.inbox
+        rows = duckdb_target.rows()
+        asked = {sid: len(lookups(emu, sid)) for sid in (changed, failing)}
+    # The first refresh wrote `changed`; only `failing` went back, and the next one wrote it.
+    assert asked == {changed: 1, failing: 2}
+    assert (inbox.delivered, inbox.failures, inbox.abandoned) == (2, 1, 0)
+    assert rows[changed]["aml_status"] == rows[failing]["aml_status"] == "Red Flag"
+    assert "1 submissions not delivered (" in caplog.text
+    assert "DeliveryError: 1 of 2 submissions not refreshed: ServerError" in caplog.text
+    assert failing not in caplog.text

@@ -46,8 +46,12 @@ and the scheduled runs of a process share one lock (``examples/webhook_receiver.
 Webhooks are not signed, so a refresh's ids may be anything, and one must not cost the others:
 an id the API refuses (400) is skipped with a warning; those whose lookup fails otherwise
 (after the client's retries) come back in ``MirrorResult.refresh_failed`` while the rows of
-the others are loaded (the receiver retries just those). A refresh does not count the table:
-its ``rows`` and ``deleted_rows`` are those of the refreshed submissions.
+the others are loaded (the receiver retries just those). They are reported only once the
+others' package is loaded (a refresh that fails to load raises instead, every id to try
+again), and kept nowhere: a refresh killed before it returns loads what it extracted on the
+next ``mirror``, as any run does, and the ids it had failed on are lost with the process, as a
+receiver's pending ones are (the scheduled run finds their changes). A refresh does not count
+the table: its ``rows`` and ``deleted_rows`` are those of the refreshed submissions.
 
 The source reads its table back (what it holds for the listed days, which submissions are
 open), so it needs a destination with SQL: DuckDB and PostgreSQL are the tested ones.
