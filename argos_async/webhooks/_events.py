@@ -5,7 +5,8 @@ Every documented trigger is a Struct tagged by ``webhook_trigger``, so the commo
 look closer: the body as plain JSON (is it JSON at all?), its header (an object, with a string
 ``webhook_trigger``, of a trigger we know?), then, for a known trigger, the listings' lenient
 path (``repair_timestamps``, numbers sent as strings accepted). A trigger we do not know yet
-becomes an ``UnknownWebhook``.
+becomes an ``UnknownWebhook``. A known trigger whose other fields still do not fit is a
+``_Misfit``: ``parse`` raises its error, ``WebhookInbox`` takes its header as a hint.
 
 Two spellings of one field (the old guide's ``update_at``, ``fullName``, top-level
 ``cf1..cf3``) are both decoded and ``__post_init__`` copies the old one into the current
@@ -16,7 +17,7 @@ shape, as sent.
 from __future__ import annotations
 
 import functools
-from typing import Final
+from typing import Final, NamedTuple
 
 import msgspec
 
@@ -287,6 +288,17 @@ class _Header(msgspec.Struct, gc=False):
     submission_id: object = None
 
 
+class _Misfit(NamedTuple):
+    """A body whose header reads (an object with a known string ``webhook_trigger``) but
+    whose other fields do not fit their documented types: what ``parse`` refuses with
+    ``error``, and what an inbox can still act on."""
+
+    trigger: str
+    submission_id: object
+    raw: bytes
+    error: WebhookDecodeError
+
+
 def parse(body: bytes | bytearray | memoryview | str, *, key: str | None = None) -> WebhookEvent:
     """A webhook body as its event: a ``WebhookEvent`` subclass per documented trigger,
     ``UnknownWebhook`` for others; the body itself is kept as ``event.raw``.
@@ -296,7 +308,8 @@ def parse(body: bytes | bytearray | memoryview | str, *, key: str | None = None)
     decrypted first (AES-256-ECB, as ``argos_async.SecureTransmission`` describes) and
     ``event.raw`` is the decrypted JSON. A body that does not decrypt with ``key`` (a wrong
     key, a damaged body, a body sent in plain JSON) raises ``WebhookDecodeError``, never an
-    event of garbage.
+    event of garbage. Without ``cryptography`` (the extra ``secure``), a ``key`` raises
+    ``ImportError``.
 
     Every field but ``webhook_trigger`` may be missing; unknown fields are ignored. A
     timestamp that is a placeholder (``"string"``, ``"YYYY-MM-DD-HH-MM-SS-ZZZ"``) or of no
@@ -308,33 +321,54 @@ def parse(body: bytes | bytearray | memoryview | str, *, key: str | None = None)
     ``body`` that is neither bytes (or bytes-like) nor str.
     """
     data = _as_bytes(body)
-    if key is not None:
-        data = _decrypted(data, key)
+    result = _parse_sealed(data, None if key is None else _channel(key))
+    if isinstance(result, _Misfit):
+        raise result.error from None
+    return result
+
+
+def _channel(key: object) -> SecureChannel:
+    """The cipher of ``key``, checked as ``parse`` names it; ``ImportError`` (what to
+    install) without ``cryptography``."""
+    if not isinstance(key, str):
+        raise TypeError(f"parse() argument 'key' must be a str, not {type(key).__name__}")
+    if not key:
+        raise ValueError("parse() argument 'key' must not be empty")
+    return SecureChannel(key)
+
+
+def _parse_sealed(data: bytes, channel: SecureChannel | None) -> WebhookEvent | _Misfit:
+    """``parse``'s work on bytes, shared with ``WebhookInbox``: the event, or the
+    ``_Misfit`` of a body whose fields do not fit (the caller decides whether to raise)."""
+    sealed = channel is not None
+    if channel is not None:
+        data = _decrypted(data, channel)
     try:
         # The common path: one msgspec call builds the event of any documented trigger.
-        event: WebhookEvent = _decoder.decode(data)
+        result: WebhookEvent | _Misfit = _decoder.decode(data)
     except msgspec.ValidationError:
-        event = _parse_leniently(data)
+        result = _parse_leniently(data, sealed=sealed)
     except RecursionError:
         raise _too_deep(data) from None
     except msgspec.DecodeError as exc:
-        raise _not_json(data, exc) from None
-    event.__dict__["_raw"] = data
-    return event
+        raise _unreadable(data, exc, sealed=sealed) from None
+    if isinstance(result, WebhookEvent):
+        result.__dict__["_raw"] = data
+    return result
 
 
 class _Sealed(msgspec.Struct, gc=False):
     data: str
 
 
-def _decrypted(data: bytes, key: str) -> bytes:
-    """The plaintext JSON of an encrypted webhook body, ``{"data": "<base64>"}``."""
-    if not isinstance(key, str):
-        raise TypeError(f"parse() argument 'key' must be a str, not {type(key).__name__}")
-    if not key:
-        raise ValueError("parse() argument 'key' must not be empty")
+_sealed_decoder: Final = msgspec.json.Decoder(_Sealed)
+
+
+def _decrypted(data: bytes, channel: SecureChannel) -> bytes:
+    """The plaintext of an encrypted webhook body, ``{"data": "<base64>"}``. The body is
+    decoded once here; the plaintext's own decode is the event's (see ``_unreadable``)."""
     try:
-        msgspec.json.decode(data, type=_Sealed)
+        sealed = _sealed_decoder.decode(data)
     except msgspec.ValidationError:
         raise WebhookDecodeError(
             'webhook body is not encrypted (it has no "data" string): is secure transmission '
@@ -345,12 +379,16 @@ def _decrypted(data: bytes, key: str) -> bytes:
     except msgspec.DecodeError as exc:
         raise _not_json(data, exc) from None
     try:
-        return SecureChannel(key).open_body(data)
-    except ResponseDecodeError:  # DecryptionError among them; the channel speaks of responses
-        raise WebhookDecodeError(
-            "webhook body does not decrypt with this key (a wrong key, or a damaged body): the "
-            "key is the project's API key, or the secret key set in its dashboard"
-        ) from None
+        return channel.decrypt(sealed.data)
+    except ResponseDecodeError:  # DecryptionError; the channel speaks of responses
+        raise _undecryptable() from None
+
+
+def _undecryptable() -> WebhookDecodeError:
+    return WebhookDecodeError(
+        "webhook body does not decrypt with this key (a wrong key, or a damaged body): the "
+        "key is the project's API key, or the secret key set in its dashboard"
+    )
 
 
 def _as_bytes(body: object) -> bytes:
@@ -368,7 +406,7 @@ def _as_bytes(body: object) -> bytes:
     raise TypeError(f"parse() argument 'body' must be bytes or str, not {type(body).__name__}")
 
 
-def _parse_leniently(data: bytes) -> WebhookEvent:
+def _parse_leniently(data: bytes, *, sealed: bool) -> WebhookEvent | _Misfit:
     """The slow path for a body the tagged decode refused: an unknown trigger, a timestamp
     of another shape, a number sent as a string, or a body that is not the documented shape
     (or not JSON at all: msgspec may refuse a field before it reaches the broken part)."""
@@ -387,19 +425,34 @@ def _parse_leniently(data: bytes) -> WebhookEvent:
             return UnknownWebhook(
                 trigger=header.webhook_trigger, submission_id=sid if isinstance(sid, str) else None
             )
+    except msgspec.ValidationError as exc:
+        raise _misshapen(exc) from None
+    except RecursionError:
+        raise _too_deep(data) from None
+    except msgspec.DecodeError as exc:
+        raise _unreadable(data, exc, sealed=sealed) from None
+    try:
         event: WebhookEvent = msgspec.convert(
             repair_timestamps(document, _type_info(cls)), cls, strict=False
         )
     except msgspec.ValidationError as exc:
-        # msgspec names the path and the expected type, never the value; masked all the same.
-        raise WebhookDecodeError(
-            f"webhook body does not match the documented shape: {mask_text(str(exc))}"
-        ) from None
+        return _Misfit(header.webhook_trigger, header.submission_id, data, _misshapen(exc))
     except RecursionError:
         raise _too_deep(data) from None
-    except msgspec.DecodeError as exc:
-        raise _not_json(data, exc) from None
     return event
+
+
+def _misshapen(exc: msgspec.ValidationError) -> WebhookDecodeError:
+    # msgspec names the path and the expected type, never the value; masked all the same.
+    return WebhookDecodeError(
+        f"webhook body does not match the documented shape: {mask_text(str(exc))}"
+    )
+
+
+def _unreadable(data: bytes, exc: msgspec.DecodeError, *, sealed: bool) -> WebhookDecodeError:
+    # A plaintext that is not JSON: a wrong key that happened to leave valid padding (one
+    # time in about 256), not a sender's broken JSON.
+    return _undecryptable() if sealed else _not_json(data, exc)
 
 
 @functools.cache
