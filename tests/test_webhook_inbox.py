@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import backoff
 import msgspec
 import pytest
 from support import client_for
@@ -71,7 +72,8 @@ class Recorder:
 
 
 class Sleeps:
-    """The inbox's backoff sleep: records each wait and returns at once."""
+    """The inbox's backoff sleep alone (the clock stays the real one): records each wait and
+    returns at once."""
 
     def __init__(self) -> None:
         self.waits: list[float] = []
@@ -79,6 +81,54 @@ class Sleeps:
     async def __call__(self, seconds: float) -> None:
         self.waits.append(seconds)
         await asyncio.sleep(0)
+
+
+class FakeTime:
+    """The inbox's clock and sleep, faked: a sleep that returns has moved the clock on by its
+    seconds; one cut short (cancelled) has not. With ``held``, sleeps wait for
+    ``release()``. Every sleep's seconds also go to ``started``, for the test to await."""
+
+    def __init__(self, *, held: bool = False) -> None:
+        self.now = 0.0
+        self.waits: list[float] = []
+        self.started: asyncio.Queue[float] = asyncio.Queue()
+        self._go = asyncio.Event()
+        if not held:
+            self._go.set()
+
+    def clock(self) -> float:
+        return self.now
+
+    def release(self) -> None:
+        self._go.set()
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.started.put_nowait(seconds)
+        await self._go.wait()
+        self.now += seconds
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {"sleep": self.sleep, "clock": self.clock}
+
+
+class FailFor:
+    """A deliver that fails for the ids in ``bad`` (a ``DeliveryError`` naming them) and
+    records its batches; ``gate`` (when set) holds every call until it is opened."""
+
+    def __init__(self, *bad: str) -> None:
+        self.bad = set(bad)
+        self.batches: list[list[str]] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def __call__(self, ids: list[str]) -> None:
+        self.batches.append(list(ids))
+        await self.gate.wait()
+        failed = [sid for sid in ids if sid in self.bad]
+        if failed:
+            raise DeliveryError(failed, f"{len(failed)} of {len(ids)} not delivered")
 
 
 async def test_a_webhook_becomes_one_delivery_of_its_submission() -> None:
@@ -197,11 +247,57 @@ async def test_a_body_that_does_not_parse_raises_and_keeps_nothing() -> None:
             inbox.accept(b'{"webhook_trigger": "updated", "email": "ana@example.com"')
         with pytest.raises(WebhookDecodeError):
             inbox.accept(b'{"submission_id": "sub-1"}')
+        with pytest.raises(WebhookDecodeError, match="Expected `object`"):
+            inbox.accept(b'[{"webhook_trigger": "updated", "submission_id": "sub-1"}]')
+        with pytest.raises(WebhookDecodeError, match=r"webhook_trigger"):
+            inbox.accept(b'{"webhook_trigger": 5, "submission_id": "sub-1"}')
         with pytest.raises(TypeError, match="body"):
             inbox.accept(7)  # type: ignore[arg-type]
         assert inbox.pending == ()
     assert deliver.batches == []
     assert (inbox.accepted, inbox.ignored) == (0, 0)
+
+
+MISFITS = {
+    "cf-as-text": body("created", cf="ana.silva@example.com"),
+    "numeric-record-id": body("aml_monitor", records=[{"recordId": 48213}]),
+    "duplicated-information-object": body(
+        "approved", duplicated_information={"email": "ana.silva@example.com"}
+    ),
+}
+
+
+@pytest.mark.parametrize("misfit", MISFITS.values(), ids=MISFITS.keys())
+async def test_a_body_with_a_field_of_another_type_is_still_a_hint(
+    misfit: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="argos_async")
+    with pytest.raises(WebhookDecodeError, match="documented shape"):
+        parse(misfit)  # parse stays strict: its callers want typed events
+    deliver = Recorder()
+    async with WebhookInbox(deliver) as inbox:
+        assert inbox.accept(misfit) is True
+        assert inbox.accept(misfit) is False  # the same bytes: a repeat
+        assert inbox.accept(misfit.replace(b"{", b'{"tokenId": "t2", ', 1)) is True
+        await inbox.join()
+    assert deliver.batches == [["sub-1"]]  # the submission is looked up
+    assert (inbox.accepted, inbox.duplicates, inbox.lenient, inbox.ignored) == (2, 1, 3, 0)
+    records = [r for r in caplog.records if "taken by its header" in r.getMessage()]
+    assert len(records) == 3
+    assert all(r.levelno == logging.DEBUG for r in records)
+    assert "documented shape" in records[0].getMessage()
+    assert "ana.silva" not in caplog.text
+    assert "48213" not in caplog.text
+
+
+async def test_a_misfit_without_a_usable_submission_id_is_ignored() -> None:
+    deliver = Recorder()
+    async with WebhookInbox(deliver) as inbox:
+        assert inbox.accept(b'{"webhook_trigger": "retry", "attempts": "two"}') is False
+        assert inbox.accept(b'{"webhook_trigger": "approved", "submission_id": 7}') is False
+        await inbox.join()
+    assert (inbox.ignored, inbox.lenient, inbox.accepted) == (2, 2, 0)
+    assert deliver.batches == []
 
 
 async def test_a_thousand_webhooks_about_ten_submissions_are_one_batch_of_ten() -> None:
@@ -279,6 +375,8 @@ async def test_a_failed_delivery_is_retried_after_a_backoff_then_delivered_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="argos_async")
+    # A sleep that returns at once while the real clock has hardly moved: the sleep's return
+    # is what counts, so the retry comes after one sleep, not a loop of them.
     deliver, sleeps = Recorder(), Sleeps()
     deliver.fail = [ConnectionError("store down for submission-abcdef")]
     async with WebhookInbox(deliver, sleep=sleeps, backoff_base=2.0) as inbox:
@@ -307,31 +405,105 @@ async def test_a_partial_failure_puts_back_only_the_ids_it_names() -> None:
     assert inbox.delivered == 3
 
 
-async def test_failed_ids_keep_their_turn_before_newer_ones() -> None:
-    deliver, sleeps = Recorder(hold=True), Sleeps()
+@pytest.fixture
+def no_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Backoff's full jitter off: each wait is the whole delay, so that times are exact."""
+    monkeypatch.setattr(backoff, "full_jitter", lambda delay: delay)
+
+
+@pytest.mark.usefixtures("no_jitter")
+async def test_an_id_that_keeps_failing_does_not_hold_up_a_fresh_one() -> None:
+    time = FakeTime(held=True)  # no fake time passes until the test says so
+    deliver = FailFor("bad")  # as when the API answers 500 for that one submission
+    async with WebhookInbox(deliver, max_attempts=2, **time.options) as inbox:
+        inbox.accept(updated("bad"))
+        first = await time.started.get()  # bad failed: the drain waits for its retry
+        assert first == 1.0
+        inbox.accept(updated("fresh"))
+        # The drain only waits again once it has delivered what was ready: fresh.
+        second = await time.started.get()
+        assert deliver.batches == [["bad"], ["fresh"]]
+        assert time.now == 0  # fresh went at once, no (fake) second passed
+        assert inbox.pending == ("bad",)
+        assert second == first  # fresh's coming did not move bad's retry
+        assert (inbox.delivered, inbox.failures) == (1, 1)
+        time.release()
+        await inbox.join()  # bad's second failure gives it up
+    assert deliver.batches == [["bad"], ["fresh"], ["bad"]]
+    assert time.now == first  # the one wait that ran to its end: bad's backoff
+    assert (inbox.delivered, inbox.failures, inbox.abandoned) == (1, 2, 1)
+
+
+async def test_failed_ids_keep_their_turn_once_due() -> None:
+    time = FakeTime(held=True)
+    deliver = Recorder()
     deliver.fail = [RuntimeError("once")]
-    async with WebhookInbox(deliver, sleep=sleeps) as inbox:
+    async with WebhookInbox(deliver, batch_size=1, **time.options) as inbox:
         inbox.accept(updated("old"))
+        wait = await time.started.get()  # old failed, and waits
+        deliver.gate.clear()
+        inbox.accept(updated("new-1"))
         await deliver.entered.wait()
-        inbox.accept(updated("new"))
+        deliver.entered.clear()
+        await deliver.entered.wait()  # new-1 in delivery, held
+        inbox.accept(updated("new-2"))
+        time.now = wait  # old is due by the time new-1's delivery ends
         deliver.gate.set()
         await inbox.join()
-    assert deliver.batches == [["old"], ["old", "new"]]
+    # old went back ahead of the ids that came after it: due, it goes before new-2.
+    assert deliver.batches == [["old"], ["new-1"], ["old"], ["new-2"]]
 
 
-async def test_the_backoff_grows_while_deliveries_fail_and_starts_over_after_one_succeeds() -> None:
-    deliver, sleeps = Recorder(), Sleeps()
+async def test_ids_that_failed_together_are_tried_again_together() -> None:
+    time = FakeTime()
+    deliver = Recorder()
+    deliver.fail = [RuntimeError("store down")]
+    async with WebhookInbox(deliver, **time.options) as inbox:
+        for sid in ("sub-1", "sub-2", "sub-3"):
+            inbox.accept(updated(sid))
+        await inbox.join()
+    assert deliver.batches == [["sub-1", "sub-2", "sub-3"]] * 2
+    assert len(time.waits) == 1
+    assert time.now == time.waits[0]
+
+
+async def test_the_backoff_grows_while_an_id_fails_and_starts_over_after_it_succeeds() -> None:
+    time = FakeTime()
+    deliver = Recorder()
     deliver.fail = [RuntimeError(str(i)) for i in range(4)]
-    async with WebhookInbox(deliver, sleep=sleeps, backoff_base=1.0, backoff_max=4.0) as inbox:
+    options = {"backoff_base": 1.0, "backoff_max": 4.0, **time.options}
+    async with WebhookInbox(deliver, **options) as inbox:
         inbox.accept(updated("sub-1"))
         await inbox.join()
-        deliver.fail = [RuntimeError("again")]
-        inbox.accept(updated("sub-2"))
+        deliver.fail = [RuntimeError("again"), RuntimeError("and again")]
+        inbox.accept(updated("sub-1", second=1))
         await inbox.join()
-    caps = [1.0, 2.0, 4.0, 4.0, 1.0]  # full jitter: anywhere from 0 to the delay
-    assert len(sleeps.waits) == len(caps)
-    assert all(0 <= wait <= cap for wait, cap in zip(sleeps.waits, caps, strict=True))
-    assert deliver.delivered == ["sub-1"] * 5 + ["sub-2"] * 2
+    caps = [1.0, 2.0, 4.0, 4.0, 1.0, 2.0]  # full jitter: anywhere from 0 to the delay
+    assert len(time.waits) == len(caps)  # one sleep per failure: no spinning
+    assert all(0 < wait <= cap for wait, cap in zip(time.waits, caps, strict=True))
+    assert time.now == pytest.approx(sum(time.waits))
+    assert deliver.delivered == ["sub-1"] * 8
+    assert (inbox.failures, inbox.delivered, inbox.abandoned) == (6, 2, 0)
+
+
+@pytest.mark.usefixtures("no_jitter")
+async def test_each_id_backs_off_by_its_own_failures() -> None:
+    time = FakeTime(held=True)
+    deliver = FailFor("old", "new")
+    options = {"backoff_base": 1.0, "max_attempts": 3, **time.options}
+    async with WebhookInbox(deliver, **options) as inbox:
+        inbox.accept(updated("old"))
+        assert await time.started.get() == 1.0  # old's first failure: due at 1
+        inbox.accept(updated("new"))  # cuts that pause short: delivered at 0, fails
+        # new's first failure waits 1 s too (its own count), not what old's count would say.
+        assert await time.started.get() == 1.0
+        time.release()
+        await inbox.join()
+    # Due at the same time, they went together: at 1 (second failures, 2 s more), then at 3.
+    assert deliver.batches == [["old"], ["new"], ["old", "new"], ["old", "new"]]
+    assert time.waits == [1.0, 1.0, 2.0]
+    assert time.now == 3.0
+    assert (inbox.failures, inbox.abandoned) == (4, 2)
 
 
 async def test_an_id_that_keeps_failing_is_given_up_with_an_error_record(
@@ -362,6 +534,18 @@ async def test_the_exit_delivers_what_is_pending_first() -> None:
         inbox.accept(updated("sub-9"))
     with pytest.raises(RuntimeError, match="not running"):
         await inbox.join()
+
+
+async def test_an_exit_reports_an_id_still_waiting_for_its_retry(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="argos_async")
+    time = FakeTime(held=True)  # the retry is never due
+    async with WebhookInbox(FailFor("bad"), close_timeout=0.05, **time.options) as inbox:
+        inbox.accept(updated("bad"))
+        await time.started.get()
+    assert inbox.pending == ("bad",)
+    assert "closed with 1 submissions not delivered (b***)" in caplog.text
 
 
 async def test_an_exit_that_cannot_deliver_in_time_reports_what_is_left(
@@ -438,6 +622,8 @@ def _bad_arguments() -> Iterator[tuple[dict[str, Any], type[Exception], str]]:
     yield {"close_timeout": -1}, ValueError, "close_timeout"
     yield {"batch_size": 1.5}, TypeError, "batch_size"
     yield {"key": ""}, ValueError, "key"
+    yield {"sleep": None}, TypeError, "sleep"
+    yield {"clock": 0.0}, TypeError, "clock"
 
 
 @pytest.mark.parametrize(("arguments", "error", "name"), list(_bad_arguments()))

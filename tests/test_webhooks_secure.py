@@ -5,13 +5,20 @@ shows neither the key nor the data."""
 from __future__ import annotations
 
 import base64
+import sys
 
 import msgspec
 import pytest
 from test_emulator_webhooks import Receiver
 
 from argos_async.testing import ArgosEmulator
-from argos_async.webhooks import CreatedWebhook, RejectedWebhook, WebhookDecodeError, parse
+from argos_async.webhooks import (
+    CreatedWebhook,
+    RejectedWebhook,
+    WebhookDecodeError,
+    WebhookInbox,
+    parse,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -101,3 +108,44 @@ def test_a_key_that_is_not_a_key_is_refused_by_name() -> None:
         parse(body, key=b"bytes")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="'key'"):
         parse(body, key="")
+
+
+async def test_an_inbox_with_the_key_opens_bodies_even_a_misfit_one() -> None:
+    delivered: list[str] = []
+
+    async def deliver(ids: list[str]) -> None:
+        delivered.extend(ids)
+
+    misfit = b'{"webhook_trigger": "created", "submission_id": "s2", "cf": "text"}'
+    with pytest.raises(WebhookDecodeError, match="documented shape"):
+        parse(_sealed_with(SECRET, misfit), key=SECRET)  # parse, decrypted, stays strict
+    async with WebhookInbox(deliver, key=SECRET) as inbox:
+        assert inbox.accept(
+            _sealed_with(SECRET, b'{"webhook_trigger": "created", "submission_id": "s1"}')
+        )
+        assert inbox.accept(_sealed_with(SECRET, misfit))  # taken by its header
+        with pytest.raises(WebhookDecodeError, match="does not decrypt"):
+            inbox.accept(_sealed_with("another-key", misfit))
+        with pytest.raises(WebhookDecodeError, match="not encrypted"):
+            inbox.accept(misfit)
+        await inbox.join()
+    assert delivered == ["s1", "s2"]
+    assert (inbox.accepted, inbox.lenient) == (2, 1)
+
+
+async def test_without_cryptography_an_inbox_with_a_key_fails_when_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def deliver(ids: list[str]) -> None:
+        raise AssertionError("nothing is delivered")
+
+    # A None in sys.modules makes the import fail, as if the package were not installed.
+    monkeypatch.setitem(sys.modules, "cryptography.hazmat.primitives.ciphers", None)
+    with pytest.raises(ImportError, match=r"pip install 'argos-async\[secure\]'") as caught:
+        WebhookInbox(deliver, key=SECRET)
+    assert SECRET not in str(caught.value)
+    with pytest.raises(ImportError, match=r"argos-async\[secure\]"):
+        parse(b'{"data": "AAAA"}', key=SECRET)
+    # Without a key nothing needs it.
+    async with WebhookInbox(deliver) as inbox:
+        assert inbox.accept(b'{"webhook_trigger": "created"}') is False
