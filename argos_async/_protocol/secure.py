@@ -136,6 +136,15 @@ class _Sealed(msgspec.Struct):
 
 
 _sealed_decoder: Final = msgspec.json.Decoder(_Sealed)
+
+
+def sealed_data(body: bytes) -> str:
+    """The ``data`` text of a sealed body, ``{"data": "<base64>"}``, in one msgspec call:
+    ``msgspec.ValidationError`` when it has no ``data`` string (it is not sealed),
+    ``msgspec.DecodeError`` when it is not JSON."""
+    return _sealed_decoder.decode(body).data
+
+
 _document_decoder: Final = msgspec.json.Decoder(dict[str, msgspec.Raw] | list[msgspec.Raw])
 
 
@@ -195,7 +204,7 @@ class SecureChannel:
         in about 256, ends here rather than handing on garbage).
         """
         try:
-            sealed = _sealed_decoder.decode(body)
+            data = sealed_data(body)
         except msgspec.ValidationError:
             raise DecryptionError(
                 'the response is not encrypted (its body has no "data" string): is secure '
@@ -206,7 +215,7 @@ class SecureChannel:
                 f"encrypted response body is not valid JSON ({len(body)} bytes; cut off?)",
                 incomplete=True,
             ) from None
-        plaintext = self.decrypt(sealed.data)
+        plaintext = self.decrypt(data)
         try:
             plaintext.decode("utf-8")
             _document_decoder.decode(plaintext)

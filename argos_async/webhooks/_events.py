@@ -23,7 +23,7 @@ import msgspec
 
 from .._protocol.decoding import repair_timestamps
 from .._protocol.masking import mask_text
-from .._protocol.secure import SecureChannel
+from .._protocol.secure import SecureChannel, sealed_data
 from ..errors import ResponseDecodeError, WebhookDecodeError
 from ..models import Timestamp
 
@@ -357,18 +357,11 @@ def _parse_sealed(data: bytes, channel: SecureChannel | None) -> WebhookEvent | 
     return result
 
 
-class _Sealed(msgspec.Struct, gc=False):
-    data: str
-
-
-_sealed_decoder: Final = msgspec.json.Decoder(_Sealed)
-
-
 def _decrypted(data: bytes, channel: SecureChannel) -> bytes:
     """The plaintext of an encrypted webhook body, ``{"data": "<base64>"}``. The body is
     decoded once here; the plaintext's own decode is the event's (see ``_unreadable``)."""
     try:
-        sealed = _sealed_decoder.decode(data)
+        text = sealed_data(data)
     except msgspec.ValidationError:
         raise WebhookDecodeError(
             'webhook body is not encrypted (it has no "data" string): is secure transmission '
@@ -379,7 +372,7 @@ def _decrypted(data: bytes, channel: SecureChannel) -> bytes:
     except msgspec.DecodeError as exc:
         raise _not_json(data, exc) from None
     try:
-        return channel.decrypt(sealed.data)
+        return channel.decrypt(text)
     except ResponseDecodeError:  # DecryptionError; the channel speaks of responses
         raise _undecryptable() from None
 
